@@ -1,0 +1,167 @@
+//! Tables: Arrow record batches with an optional WKB geometry column.
+
+use std::fmt;
+
+use arrow::array::{Array, BinaryArray, LargeBinaryArray};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
+
+/// A coordinate reference system, by authority code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Crs {
+    /// An EPSG code, such as 4326 (lon/lat) or 3857 (Web Mercator).
+    Epsg(u32),
+    /// Any other identifier, kept as text (for example a PROJJSON or WKT string).
+    Other(String),
+}
+
+impl Crs {
+    /// WGS 84 longitude/latitude, the default of GeoParquet and GeoJSON.
+    pub const WGS84: Crs = Crs::Epsg(4326);
+
+    /// Parses `"EPSG:4326"` (any case) or bare digits; anything else is kept as text.
+    pub fn parse(text: &str) -> Self {
+        let t = text.trim();
+        let digits = t
+            .strip_prefix("EPSG:")
+            .or_else(|| t.strip_prefix("epsg:"))
+            .unwrap_or(t);
+        match digits.parse::<u32>() {
+            Ok(code) => Crs::Epsg(code),
+            Err(_) => Crs::Other(t.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Crs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Crs::Epsg(c) => write!(f, "EPSG:{c}"),
+            Crs::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Which column of a table holds geometries (as WKB), and in which CRS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeometryColumn {
+    /// Column name.
+    pub name: String,
+    /// CRS of the coordinates.
+    pub crs: Crs,
+}
+
+/// A table: record batches sharing one schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    geometry: Option<GeometryColumn>,
+}
+
+impl Table {
+    /// A table of one batch.
+    pub fn from_batch(batch: RecordBatch) -> Self {
+        Self { schema: batch.schema(), batches: vec![batch], geometry: None }
+    }
+
+    /// A table of several batches; they must all have `schema`.
+    pub fn try_new(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Self> {
+        if let Some(b) = batches.iter().find(|b| b.schema() != schema) {
+            return Err(Error::Encode(format!(
+                "record batch schema {:?} differs from the table schema {:?}",
+                b.schema(),
+                schema
+            )));
+        }
+        Ok(Self { schema, batches, geometry: None })
+    }
+
+    /// Marks `name` as the geometry column, holding WKB in `crs`.
+    ///
+    /// The column must exist and be `Binary` or `LargeBinary`.
+    pub fn with_geometry(mut self, name: &str, crs: Crs) -> Result<Self> {
+        let field = self.schema.field_with_name(name).map_err(|_| {
+            Error::Encode(format!("no column {name:?} to use as geometry"))
+        })?;
+        if !matches!(field.data_type(), DataType::Binary | DataType::LargeBinary) {
+            return Err(Error::Encode(format!(
+                "geometry column {name:?} must hold WKB as Binary, not {}",
+                field.data_type()
+            )));
+        }
+        self.geometry = Some(GeometryColumn { name: name.to_owned(), crs });
+        Ok(self)
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The batches.
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+
+    /// The geometry column, when the table has one.
+    pub fn geometry(&self) -> Option<&GeometryColumn> {
+        self.geometry.as_ref()
+    }
+
+    /// Total number of rows.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Index of the geometry column in the schema.
+    pub fn geometry_index(&self) -> Option<usize> {
+        let g = self.geometry.as_ref()?;
+        self.schema.index_of(&g.name).ok()
+    }
+
+    /// The WKB value of every row's geometry (`None` for nulls), batch by batch.
+    pub fn wkb_rows(&self) -> Vec<Option<&[u8]>> {
+        let Some(idx) = self.geometry_index() else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(self.num_rows());
+        for b in &self.batches {
+            let col = b.column(idx);
+            if let Some(a) = col.as_any().downcast_ref::<BinaryArray>() {
+                out.extend((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))));
+            } else if let Some(a) = col.as_any().downcast_ref::<LargeBinaryArray>() {
+                out.extend((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))));
+            }
+        }
+        out
+    }
+
+    /// All batches concatenated into one.
+    pub fn concat(&self) -> Result<RecordBatch> {
+        Ok(arrow::compute::concat_batches(&self.schema, &self.batches)?)
+    }
+
+    /// The same table with its parts replaced (used by decoders).
+    pub(crate) fn from_parts(
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        geometry: Option<GeometryColumn>,
+    ) -> Self {
+        Self { schema, batches, geometry }
+    }
+
+    /// An empty table with the given schema.
+    pub fn empty(schema: SchemaRef) -> Self {
+        Self { schema, batches: Vec::new(), geometry: None }
+    }
+}
+
+impl From<RecordBatch> for Table {
+    fn from(b: RecordBatch) -> Self {
+        Self::from_batch(b)
+    }
+}
