@@ -299,28 +299,35 @@ impl RunMetadata {
         let mut m = self.clone();
         let mut text = ascii_json(&m);
         while text.len() > MAX_METADATA_BYTES {
-            let over = text.len() - MAX_METADATA_BYTES + 64;
             let (out_len, err_len) = (
                 m.stdout.as_ref().map_or(0, String::len),
                 m.stderr.as_ref().map_or(0, String::len),
             );
             let field = if out_len >= err_len { &mut m.stdout } else { &mut m.stderr };
-            let Some(s) = field.as_mut() else { break };
-            if s.is_empty() {
-                // Only the error message is left to shorten.
-                for f in [&mut m.errormsg, &mut m.exception].into_iter().flatten() {
-                    let keep: String = f.chars().take(1000).collect();
-                    *f = keep;
+            match field.as_mut().filter(|s| s.len() > 64) {
+                Some(s) => {
+                    // Keep the same share of the log as the header budget is of the text, with
+                    // a margin; escaping makes bytes and JSON length differ.
+                    let share = MAX_METADATA_BYTES as f64 / text.len() as f64 * 0.9;
+                    let keep = ((s.len() as f64) * share) as usize;
+                    let mut start = s.len() - keep.min(s.len());
+                    while !s.is_char_boundary(start) {
+                        start += 1;
+                    }
+                    *s = format!("[… truncated]\n{}", &s[start..]);
                 }
-                text = ascii_json(&m);
-                break;
+                None => {
+                    // The logs are spent: shorten the messages, once.
+                    m.stdout = None;
+                    m.stderr = None;
+                    for f in [&mut m.errormsg, &mut m.exception].into_iter().flatten() {
+                        let keep: String = f.chars().take(1000).collect();
+                        *f = keep;
+                    }
+                    text = ascii_json(&m);
+                    break;
+                }
             }
-            let cut = s.len().min(over.max(s.len() / 4));
-            let mut start = cut;
-            while !s.is_char_boundary(start) {
-                start += 1;
-            }
-            *s = format!("[… truncated]\n{}", &s[start..]);
             text = ascii_json(&m);
         }
         text

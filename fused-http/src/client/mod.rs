@@ -1,0 +1,9 @@
+//! The client side: transports and the remote executor.
+
+mod http;
+mod in_process;
+mod remote;
+
+pub use self::http::HttpTransport;
+pub use in_process::InProcessTransport;
+pub use remote::RemoteExecutor;

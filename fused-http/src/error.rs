@@ -1,0 +1,102 @@
+//! Errors of `fused-http`, and the one place where failures become HTTP responses.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use fused_core::{RunMetadata, UdfFailure};
+
+/// Everything that can go wrong in `fused-http` outside a request handler.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error from the core.
+    #[error(transparent)]
+    Core(#[from] fused_core::Error),
+    /// An I/O error (binding a port, reading the data folder).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A failed request, as the server answers it.
+///
+/// Statuses and bodies follow what the Python SDK decodes: UDF failures are 422 with
+/// `x-fused-metadata` (so the SDK raises its usual exception with our message); other errors
+/// carry a JSON `{"detail": …}` body with `Content-Type: application/json` exactly.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 404: no such token, UDF or route.
+    NotFound(String),
+    /// 400: a malformed request (bad tile, unknown format, bad query).
+    BadRequest(String),
+    /// 422: the arguments do not bind to the UDF's parameters.
+    Param(fused_core::ParamError),
+    /// 422: the UDF failed; its logs travel in the metadata.
+    Udf {
+        /// The failure.
+        failure: UdfFailure,
+        /// Metadata with the run's logs.
+        metadata: RunMetadata,
+    },
+    /// 500: something broke on the server.
+    Internal(String),
+}
+
+impl From<fused_core::ParamError> for ApiError {
+    fn from(p: fused_core::ParamError) -> Self {
+        ApiError::Param(p)
+    }
+}
+
+impl From<fused_core::Error> for ApiError {
+    fn from(e: fused_core::Error) -> Self {
+        use fused_core::Error as E;
+        match e {
+            E::Param(p) => ApiError::Param(p),
+            E::UnknownUdf(n) => ApiError::NotFound(format!("no UDF named {n}")),
+            E::InvalidTile { .. } | E::InvalidBounds(_) | E::InvalidMaxAge { .. } | E::Format(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    /// Status, optional `x-fused-metadata` value, and JSON body of this error.
+    pub(crate) fn parts(self) -> (StatusCode, Option<String>, String) {
+        let body = |m: &str| serde_json::json!({ "detail": m }).to_string();
+        match self {
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, None, body(&m)),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, None, body(&m)),
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, None, body(&m))
+            }
+            ApiError::Param(p) => {
+                let failure = UdfFailure::runtime("ValueError", p.to_string());
+                let mut metadata = RunMetadata::default();
+                metadata.set_failure(&failure);
+                ApiError::Udf { failure, metadata }.parts()
+            }
+            ApiError::Udf { failure, metadata } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(metadata.to_header_value()), body(&failure.to_string()))
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, metadata, body) = self.parts();
+        let mut r = (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+        if let Some(v) = metadata.and_then(|m| HeaderValue::from_str(&m).ok()) {
+            r.headers_mut().insert("x-fused-metadata", v);
+        }
+        r
+    }
+}

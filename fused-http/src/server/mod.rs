@@ -1,0 +1,117 @@
+//! The axum server: routes, shared state, and serving.
+
+mod run;
+mod tokens;
+
+pub use tokens::SharedTokens;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use fused_core::{Cache, Executor, MaxAge, UdfRegistry};
+
+use crate::error::{ApiError, Error};
+
+/// How a server is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Folder for the server's state (its secret, later its database and files).
+    pub data_dir: PathBuf,
+    /// Max age of cached responses when neither the request nor the UDF sets one.
+    pub default_max_age: MaxAge,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("fused-data"),
+            default_max_age: MaxAge::from_secs(3_600),
+            max_body_bytes: 16 << 20,
+        }
+    }
+}
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The UDFs this server runs.
+    pub registry: Arc<UdfRegistry>,
+    /// Runs them.
+    pub executor: Arc<dyn Executor>,
+    /// Cache of encoded responses.
+    pub cache: Arc<dyn Cache>,
+    /// Shared tokens.
+    pub tokens: SharedTokens,
+    /// The configuration.
+    pub config: ServerConfig,
+}
+
+impl AppState {
+    /// State for `registry`, sharing every UDF in it under its token.
+    pub fn new(
+        registry: Arc<UdfRegistry>,
+        executor: Arc<dyn Executor>,
+        cache: Arc<dyn Cache>,
+        tokens: SharedTokens,
+        config: ServerConfig,
+    ) -> Arc<Self> {
+        for udf in registry.list() {
+            tokens.share(udf.name());
+        }
+        Arc::new(Self { registry, executor, cache, tokens, config })
+    }
+}
+
+/// The router: the API under `/v1`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.config.max_body_bytes;
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/realtime-shared/{token}/run", get(run::shared_file))
+        .route("/realtime-shared/{token}/run/file", get(run::shared_file))
+        .route("/realtime-shared/{token}/run/tiles/{z}/{x}/{y}", get(run::shared_tile))
+        .fallback(not_found)
+        .with_state(state);
+    Router::new()
+        .nest("/v1", api)
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+/// Serves `router` on `addr` until `shutdown` resolves; returns the bound address through
+/// `on_bound` first (useful with port 0).
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    on_bound: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Io { context: format!("binding {addr}"), source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Io { context: "reading the bound address".into(), source })?;
+    on_bound(local);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| Error::Io { context: "serving".into(), source })
+}
+
+/// The default time a request may wait on a UDF before the server gives up on it.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(130);

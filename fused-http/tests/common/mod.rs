@@ -1,0 +1,126 @@
+//! A server with test UDFs, reached through `InProcessTransport`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arrow::array::{ArrayRef, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use fused_core::{Body, Bounds, Output, Raster, RasterData, RunContext, Table, Transport, Udf, UdfError, UdfRegistry};
+use fused_http::server::{self, AppState, ServerConfig, SharedTokens};
+use fused_http::InProcessTransport;
+use serde::Deserialize;
+
+pub static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct EchoParams {
+    pub n: i64,
+    pub text: String,
+    pub mode: String,
+    pub bounds: Option<Bounds>,
+}
+
+impl Default for EchoParams {
+    fn default() -> Self {
+        Self { n: 1, text: "x".into(), mode: "ok".into(), bounds: None }
+    }
+}
+
+/// `echo`: a table of `n` rows; `mode` makes it fail, panic, sleep, or return other kinds.
+pub fn echo() -> Udf {
+    Udf::native("echo", |ctx: RunContext, p: EchoParams| async move {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        ctx.print(format!("echo n={} mode={}", p.n, p.mode));
+        match p.mode.as_str() {
+            "error" => return Err(UdfError::value(format!("bad mode for {}", p.text))),
+            "panic" => panic!("echo panicked on purpose"),
+            "sleep" => tokio::time::sleep(Duration::from_secs(60)).await,
+            "slow" => tokio::time::sleep(Duration::from_millis(300)).await,
+            "json" => return Ok(Output::Json(serde_json::json!({"n": p.n, "bounds": p.bounds}))),
+            "raster" => {
+                let r = Raster::new(1, 2, 2, RasterData::F32(vec![1.0, 2.0, 3.0, 4.0])).map_err(|e| UdfError::value(e.to_string()))?;
+                return Ok(Output::Raster(r));
+            }
+            "bytes" => return Ok(Output::bytes("text/plain", "plain text")),
+            "loud" => {
+                for i in 0..5000 {
+                    ctx.print(format!("line {i} {}", "é".repeat(50)));
+                }
+            }
+            _ => {}
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("i", DataType::Int64, false),
+            Field::new("text", DataType::Utf8, false),
+        ]));
+        let n = p.n.max(0);
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(vec![p.text.clone(); n as usize])),
+        ];
+        let b = RecordBatch::try_new(schema, cols).map_err(|e| UdfError::value(e.to_string()))?;
+        Ok(Output::Table(Table::from_batch(b)))
+    })
+}
+
+pub struct TestServer {
+    pub state: Arc<AppState>,
+    pub transport: InProcessTransport,
+    pub router: axum::Router,
+}
+
+impl TestServer {
+    pub fn new() -> Self {
+        let registry = Arc::new(UdfRegistry::new());
+        registry.register(echo()).unwrap();
+        let executor = Arc::new(fused_jobs::LocalExecutor::new(Arc::clone(&registry)).with_timeout(Duration::from_millis(500)));
+        let cache = Arc::new(fused_cache::MemoryCache::new(64 << 20));
+        let state = AppState::new(registry, executor, cache, SharedTokens::new([1; 32]), ServerConfig::default());
+        let router = server::router(Arc::clone(&state));
+        Self { transport: InProcessTransport::new(router.clone()), state, router }
+    }
+
+    pub fn token(&self) -> String {
+        self.state.tokens.token_for("echo")
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> Resp {
+        self.get_with(path_and_query, &[]).await
+    }
+
+    pub async fn get_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut b = http::Request::get(format!("http://test{path_and_query}"));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let resp = self.transport.send(b.body(Body::empty()).unwrap()).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        Resp { status: parts.status.as_u16(), headers: parts.headers, body: body.collect(1 << 30).await.unwrap() }
+    }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn header(&self, k: &str) -> Option<&str> {
+        self.headers.get(k).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    pub fn metadata(&self) -> serde_json::Value {
+        serde_json::from_str(self.header("x-fused-metadata").expect("x-fused-metadata")).unwrap()
+    }
+}

@@ -1,0 +1,31 @@
+//! Command-line interface.
+
+mod run;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// fused-rs: run UDFs locally, cached, and over HTTP as files and XYZ map tiles.
+#[derive(Debug, Parser)]
+#[command(name = "fused", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the Fused API (and the demo UDFs) over HTTP.
+    Serve(serve::ServeArgs),
+    /// Run a UDF locally and write its output.
+    Run(run::RunArgs),
+}
+
+pub(crate) async fn dispatch(cli: Cli) -> fused::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(a) => serve::serve(a).await,
+        Command::Run(a) => run::run(a).await,
+    }
+}

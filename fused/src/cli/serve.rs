@@ -1,0 +1,93 @@
+//! `fused serve`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use fused::UdfRegistry;
+use fused_http::server::{self, AppState, ServerConfig, SharedTokens};
+
+/// Options of `fused serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (use 0.0.0.0 to accept other machines).
+    #[arg(long, default_value = "127.0.0.1", env = "FUSED_HOST")]
+    host: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = fused_http::DEFAULT_PORT, env = "FUSED_PORT")]
+    port: u16,
+    /// Folder for the server's state (its secret; later its database and files).
+    #[arg(long, default_value = "fused-data", env = "FUSED_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Memory for cached results, in MiB.
+    #[arg(long, default_value_t = 256)]
+    cache_mb: u64,
+    /// Seconds a UDF run may take before it is stopped.
+    #[arg(long, default_value_t = 130.0)]
+    run_timeout: f64,
+}
+
+pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
+    if !(a.run_timeout.is_finite() && a.run_timeout > 0.0) {
+        return Err(fused::Error::Usage(format!("--run-timeout must be a positive number, got {}", a.run_timeout)));
+    }
+    let registry = Arc::new(UdfRegistry::new());
+    fused::demos::register(&registry)?;
+    // The server caches encoded responses itself, so its executor runs every call it is given.
+    let executor =
+        Arc::new(fused::LocalExecutor::new(Arc::clone(&registry)).with_timeout(Duration::from_secs_f64(a.run_timeout)));
+    let cache = Arc::new(fused::MemoryCache::new(a.cache_mb << 20));
+    let tokens = SharedTokens::from_data_dir(&a.data_dir)?;
+    let config = ServerConfig { data_dir: a.data_dir.clone(), ..ServerConfig::default() };
+    let state = AppState::new(Arc::clone(&registry), executor, cache, tokens, config);
+    let router = server::router(Arc::clone(&state));
+    let addr = SocketAddr::new(a.host, a.port);
+    let data_dir = a.data_dir.clone();
+    server::serve(
+        addr,
+        router,
+        move |bound| print_banner(&state, bound, &data_dir),
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("shutting down");
+        },
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(state: &AppState, bound: SocketAddr, data_dir: &std::path::Path) {
+    let host = if bound.ip().is_unspecified() { "localhost".to_owned() } else { bound.ip().to_string() };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let base = format!("http://{host}:{}/v1", bound.port());
+    let shared = format!("{base}/realtime-shared");
+    println!("fused-rs {} serving {base}", env!("CARGO_PKG_VERSION"));
+    println!("data folder: {}", data_dir.display());
+    println!();
+    println!("Python SDK:");
+    println!("  import fused");
+    println!("  fused.options.base_url = \"{base}\"");
+    println!("  fused.options.shared_udf_base_url = \"{shared}\"");
+    println!();
+    println!("UDFs (shared token → try it):");
+    for udf in state.registry.list() {
+        let token = state.tokens.token_for(udf.name());
+        println!("  {:<12} {}", udf.name(), udf.description().unwrap_or(""));
+        println!("    token: {token}");
+        let example = match udf.name() {
+            "hello" => format!("curl '{shared}/{token}/run?name=Fused&format=json'"),
+            "vector_tile" => format!("curl '{shared}/{token}/run/tiles/3/4/2?format=geojson'"),
+            "raster_tile" => format!("curl -o tile.png '{shared}/{token}/run/tiles/3/4/2?format=png'"),
+            _ if udf.takes_bounds() => format!("curl '{shared}/{token}/run/tiles/3/4/2'"),
+            _ => format!("curl '{shared}/{token}/run'"),
+        };
+        println!("    {example}");
+        if udf.takes_bounds() {
+            println!("    fused.run(\"{token}\", x=4, y=2, z=3)");
+        }
+    }
+    println!();
+}

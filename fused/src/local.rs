@@ -1,0 +1,69 @@
+//! Local runs: a [`LocalExecutor`] behind a [`CachingExecutor`] on a [`MemoryCache`].
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use fused_cache::{CachingExecutor, MemoryCache};
+use fused_core::{Args, Executor, RunResult, Udf, UdfCall, UdfRegistry};
+use fused_jobs::LocalExecutor;
+
+use crate::Result;
+
+/// Default memory budget of the local run cache.
+const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+
+/// An in-process engine: a registry of UDFs, run on a bounded [`LocalExecutor`] with a
+/// per-call timeout, results cached in memory by UDF identity and canonical arguments.
+#[derive(Debug, Clone)]
+pub struct LocalEngine {
+    registry: Arc<UdfRegistry>,
+    executor: Arc<CachingExecutor<LocalExecutor>>,
+}
+
+impl Default for LocalEngine {
+    fn default() -> Self {
+        Self::new(Arc::new(UdfRegistry::new()), DEFAULT_CACHE_BYTES, fused_jobs::DEFAULT_TIMEOUT)
+    }
+}
+
+impl LocalEngine {
+    /// An engine over `registry` with a cache of `cache_bytes` and a default `timeout`.
+    pub fn new(registry: Arc<UdfRegistry>, cache_bytes: u64, timeout: Duration) -> Self {
+        let local = LocalExecutor::new(Arc::clone(&registry)).with_timeout(timeout);
+        let cache = Arc::new(MemoryCache::new(cache_bytes));
+        let executor = Arc::new(CachingExecutor::new(local, cache, Arc::clone(&registry)));
+        Self { registry, executor }
+    }
+
+    /// The registry of named UDFs.
+    pub fn registry(&self) -> &Arc<UdfRegistry> {
+        &self.registry
+    }
+
+    /// The executor (cached local runs), to share with a server or a pool.
+    pub fn executor(&self) -> Arc<dyn Executor> {
+        Arc::clone(&self.executor) as Arc<dyn Executor>
+    }
+
+    /// Runs one call.
+    pub async fn run(&self, call: UdfCall) -> Result<RunResult> {
+        Ok(self.executor.execute(call).await?)
+    }
+}
+
+fn default_engine() -> &'static LocalEngine {
+    static ENGINE: OnceLock<LocalEngine> = OnceLock::new();
+    ENGINE.get_or_init(LocalEngine::default)
+}
+
+/// Runs `udf` locally with `args` (coerced to its parameter types), through the process-wide
+/// engine: cached by UDF identity + arguments, concurrent identical calls run once, panics and
+/// timeouts become failed results. The result carries the output (or failure), logs and timing.
+pub async fn run(udf: &Udf, args: Args) -> Result<RunResult> {
+    run_call(UdfCall::new(udf.clone(), args)).await
+}
+
+/// Runs a full [`UdfCall`] (tile, timeout, `cache_max_age`) through the process-wide engine.
+pub async fn run_call(call: UdfCall) -> Result<RunResult> {
+    default_engine().run(call).await
+}
