@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -69,19 +70,28 @@ pub(crate) fn geo_metadata(table: &Table, g: &GeometryColumn) -> Result<Value> {
 }
 
 /// Writes the table as Parquet (GeoParquet when it has a geometry column), Snappy-compressed.
+///
+/// The `geo` key is written twice, as GeoParquet readers differ in where they look: as a
+/// Parquet key-value pair (the spec's place; the SDK and DuckDB read it there) and in the
+/// embedded Arrow schema's metadata (pyarrow's `read_table().schema.metadata`).
 pub fn encode_parquet(table: &Table) -> Result<Vec<u8>> {
+    let mut schema = Arc::clone(table.schema());
     let mut kv = Vec::new();
     if let Some(g) = table.geometry() {
-        kv.push(KeyValue::new("geo".to_owned(), geo_metadata(table, g)?.to_string()));
+        let geo = geo_metadata(table, g)?.to_string();
+        let mut md = schema.metadata().clone();
+        md.insert("geo".to_owned(), geo.clone());
+        schema = Arc::new(Schema::new_with_metadata(schema.fields().clone(), md));
+        kv.push(KeyValue::new("geo".to_owned(), geo));
     }
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_key_value_metadata(Some(kv))
         .build();
     let mut buf = Vec::with_capacity(4096);
-    let mut w = ArrowWriter::try_new(&mut buf, Arc::clone(table.schema()), Some(props))?;
+    let mut w = ArrowWriter::try_new(&mut buf, Arc::clone(&schema), Some(props))?;
     for b in table.batches() {
-        w.write(b)?;
+        w.write(&RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())?)?;
     }
     w.close()?;
     Ok(buf)
@@ -97,8 +107,13 @@ pub fn decode_parquet(body: Bytes) -> Result<Table> {
         .and_then(|kv| kv.iter().find(|k| k.key == "geo"))
         .and_then(|k| k.value.as_deref())
         .and_then(|v| serde_json::from_str::<Value>(v).ok());
-    let schema: SchemaRef = Arc::clone(builder.schema());
-    let batches = builder.build()?.collect::<Result<Vec<_>, _>>()?;
+    let mut md = builder.schema().metadata().clone();
+    md.remove("geo");
+    let schema: SchemaRef = Arc::new(Schema::new_with_metadata(builder.schema().fields().clone(), md));
+    let batches = builder
+        .build()?
+        .map(|b| b.and_then(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())))
+        .collect::<Result<Vec<_>, _>>()?;
     let geometry = geo.and_then(|g| {
         let name = g.get("primary_column")?.as_str()?.to_owned();
         let crs = g

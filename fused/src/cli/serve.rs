@@ -1,5 +1,6 @@
 //! `fused serve`.
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,24 +60,30 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints where the server listens and how to call each UDF. Write errors (a closed stdout)
+/// are ignored: the banner is a courtesy, the server keeps running.
 fn print_banner(state: &AppState, bound: SocketAddr, data_dir: &std::path::Path) {
+    let _ = write_banner(&mut std::io::stdout().lock(), state, bound, data_dir);
+}
+
+fn write_banner(out: &mut impl Write, state: &AppState, bound: SocketAddr, data_dir: &std::path::Path) -> std::io::Result<()> {
     let host = if bound.ip().is_unspecified() { "localhost".to_owned() } else { bound.ip().to_string() };
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     let base = format!("http://{host}:{}/v1", bound.port());
     let shared = format!("{base}/realtime-shared");
-    println!("fused-rs {} serving {base}", env!("CARGO_PKG_VERSION"));
-    println!("data folder: {}", data_dir.display());
-    println!();
-    println!("Python SDK:");
-    println!("  import fused");
-    println!("  fused.options.base_url = \"{base}\"");
-    println!("  fused.options.shared_udf_base_url = \"{shared}\"");
-    println!();
-    println!("UDFs (shared token → try it):");
+    writeln!(out, "fused-rs {} serving {base}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "data folder: {}", data_dir.display())?;
+    writeln!(out)?;
+    writeln!(out, "Python SDK:")?;
+    writeln!(out, "  import fused")?;
+    writeln!(out, "  fused.options.base_url = \"{base}\"")?;
+    writeln!(out, "  fused.options.shared_udf_base_url = \"{shared}\"")?;
+    writeln!(out)?;
+    writeln!(out, "UDFs (shared token → try it):")?;
     for udf in state.registry.list() {
         let token = state.tokens.token_for(udf.name());
-        println!("  {:<12} {}", udf.name(), udf.description().unwrap_or(""));
-        println!("    token: {token}");
+        writeln!(out, "  {:<12} {}", udf.name(), udf.description().unwrap_or(""))?;
+        writeln!(out, "    token: {token}")?;
         let example = match udf.name() {
             "hello" => format!("curl '{shared}/{token}/run?name=Fused&format=json'"),
             "vector_tile" => format!("curl '{shared}/{token}/run/tiles/3/4/2?format=geojson'"),
@@ -84,10 +91,11 @@ fn print_banner(state: &AppState, bound: SocketAddr, data_dir: &std::path::Path)
             _ if udf.takes_bounds() => format!("curl '{shared}/{token}/run/tiles/3/4/2'"),
             _ => format!("curl '{shared}/{token}/run'"),
         };
-        println!("    {example}");
+        writeln!(out, "    {example}")?;
         if udf.takes_bounds() {
-            println!("    fused.run(\"{token}\", x=4, y=2, z=3)");
+            writeln!(out, "    fused.run(\"{token}\", x=4, y=2, z=3)")?;
         }
     }
-    println!();
+    writeln!(out)?;
+    out.flush()
 }

@@ -1,0 +1,153 @@
+//! Interop with clients nobody here wrote: the official `fused` Python SDK 2.9.5, pyarrow and
+//! geopandas, run from the virtualenv that `cargo xtask test` creates under `target/py`, against
+//! the real `fused serve` binary.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fused_http::SharedTokens;
+
+const SECRET: [u8; 32] = [42; 32];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The interpreter of the test virtualenv; its absence is a failure with the fix in the message.
+fn python() -> PathBuf {
+    let p = std::env::var_os("FUSED_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/py/bin/python"));
+    assert!(
+        p.exists(),
+        "no Python test environment at {}: run `cargo xtask test` (it creates it), or set FUSED_TEST_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// A `fused serve` process on a free port, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        std::fs::write(data.path().join("server.key"), hex(&SECRET)).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fused"))
+            .args(["serve", "--port", &port.to_string(), "--data-dir"])
+            .arg(data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        // The banner's first line says where it serves.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        assert!(first.contains(&format!(":{port}/v1")), "unexpected banner: {first}");
+        // Keep draining the banner so the server never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, addr, _data: data }
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Runs `tests/interop/<script>` with the server's URLs and tokens in its environment.
+fn run_python(script: &str, server: Option<&Server>, extra: &[(&str, String)]) {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(python());
+    cmd.arg(workspace().join("tests/interop").join(script)).env("HOME", home.path()).env("PYTHONUNBUFFERED", "1");
+    if let Some(s) = server {
+        let tokens = SharedTokens::new(SECRET);
+        cmd.env("FUSED_TEST_BASE_URL", s.base());
+        for name in ["hello", "vector_tile", "raster_tile"] {
+            cmd.env(format!("FUSED_TEST_TOKEN_{}", name.to_uppercase()), tokens.token_for(name));
+        }
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script} failed:\n{text}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ALL OK"), "{script} did not finish:\n{text}");
+}
+
+#[test]
+fn sdk_gets_a_geodataframe_from_a_tile() {
+    let s = Server::start();
+    run_python("sdk_tiles.py", Some(&s), &[]);
+}
+
+#[test]
+fn sdk_file_runs_rasters_and_errors() {
+    let s = Server::start();
+    run_python("sdk_files_and_errors.py", Some(&s), &[]);
+}
+
+#[test]
+fn pyarrow_and_geopandas_read_our_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cells.parquet");
+    let status = Command::new(env!("CARGO_BIN_EXE_fused"))
+        .args(["run", "vector_tile", "--tile", "3/4/2", "--param", "cells=5", "--output"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let s = Server::start();
+    run_python("read_parquet.py", Some(&s), &[("FUSED_TEST_PARQUET", out.display().to_string())]);
+}
+
+#[test]
+fn the_run_command_reports_bad_input() {
+    let bin = env!("CARGO_BIN_EXE_fused");
+    let run = |args: &[&str]| Command::new(bin).args(args).output().unwrap();
+    let o = run(&["run", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("available: hello"), "{o:?}");
+    let o = run(&["run", "vector_tile", "--param", "cells=many"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("parameter `cells`"), "{o:?}");
+    let o = run(&["run", "vector_tile", "--tile", "31/0/0"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("zoom"), "{o:?}");
+    let o = run(&["run", "hello", "--param", "name="]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ValueError: name must not be empty"), "{o:?}");
+    let o = run(&["run", "hello", "--param", "name=CLI", "--format", "json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["message"], "Hello, CLI!");
+}

@@ -1,0 +1,191 @@
+//! `cargo xtask bench serve`: the server against an axum hello-world, side by side, with wrk.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{cargo, root, sh};
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
+        _ => Err("usage: cargo xtask bench serve [--duration SECS]".into()),
+    }
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    Ok(TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port())
+}
+
+fn wait_for(port: u16) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("nothing listens on port {port}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn ensure_wrk() -> Result<(), String> {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return Ok(());
+    }
+    eprintln!("xtask: wrk not found; installing Debian's package");
+    sh(Command::new("apt-get").args(["install", "-y", "-qq", "wrk"]))
+        .map_err(|e| format!("{e}\ninstall wrk (apt-get install wrk) and run again"))
+}
+
+/// One wrk run: requests/s and latency percentiles in milliseconds.
+#[derive(Debug)]
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn parse_ms(s: &str) -> Option<f64> {
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
+    let v: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => v / 1000.0,
+        "ms" => v,
+        "s" => v * 1000.0,
+        "m" => v * 60_000.0,
+        _ => return None,
+    })
+}
+
+fn wrk(url: &str, headers: &[&str], secs: u64) -> Result<Load, String> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", "-c64", &format!("-d{secs}s"), "--latency"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(url).output().map_err(|e| format!("wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut load = Load { rps: 0.0, p50_ms: f64::NAN, p99_ms: f64::NAN, errors: 0 };
+    for line in text.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("Requests/sec:"), Some(v)) => load.rps = v.parse().unwrap_or(0.0),
+            (Some("50%"), Some(v)) => load.p50_ms = parse_ms(v).unwrap_or(f64::NAN),
+            (Some("99%"), Some(v)) => load.p99_ms = parse_ms(v).unwrap_or(f64::NAN),
+            (Some("Non-2xx"), _) => load.errors += line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0),
+            (Some("Socket"), _) => load.errors += 1,
+            _ => {}
+        }
+    }
+    if load.rps == 0.0 {
+        return Err(format!("wrk gave no result for {url}:\n{text}"));
+    }
+    Ok(load)
+}
+
+fn serve(args: &[String]) -> Result<(), String> {
+    let secs: u64 = match args {
+        [flag, s] if flag == "--duration" => s.parse().map_err(|_| format!("bad duration {s:?}"))?,
+        [] => 10,
+        _ => return Err("usage: cargo xtask bench serve [--duration SECS]".into()),
+    };
+    ensure_wrk()?;
+    sh(cargo().args(["build", "--release", "-p", "fused", "-p", "xtask"]))?;
+    let release = root().join("target/release");
+
+    let hello_port = free_port()?;
+    let _hello = Proc(
+        Command::new(release.join("xtask"))
+            .args(["hello-server", "--port", &hello_port.to_string()])
+            .spawn()
+            .map_err(|e| e.to_string())?,
+    );
+    let data = std::env::temp_dir().join(format!("fused-bench-{}", std::process::id()));
+    let fused_port = free_port()?;
+    let mut child = Command::new(release.join("fused"))
+        .args(["serve", "--port", &fused_port.to_string(), "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let token = read_token(&mut child, "vector_tile")?;
+    let _fused = Proc(child);
+    wait_for(hello_port)?;
+    wait_for(fused_port)?;
+
+    let tile = format!("http://127.0.0.1:{fused_port}/v1/realtime-shared/{token}/run/tiles/12/2200/1343?format=parquet");
+    // Warm the cache entry of the tile used by (b).
+    let _ = Command::new("curl").args(["-s", "-o", "/dev/null", &tile]).status();
+    eprintln!("xtask: measuring, {secs} s per case");
+    let a = wrk(&format!("http://127.0.0.1:{hello_port}/"), &[], secs)?;
+    let b = wrk(&tile, &[], secs)?;
+    let c = wrk(&tile, &["X-Fused-Cache-Disable: true"], secs)?;
+    let _ = std::fs::remove_dir_all(&data);
+
+    let cpu = cpu_model();
+    println!("\nbench serve — wrk -t2 -c64 -d{secs}s, loopback, {cpu}, {} cores", num_cores());
+    println!("| case | requests/s | p50 | p99 | vs hello-world | errors |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, l) in [
+        ("(a) axum hello-world", &a),
+        ("(b) cached vector tile (parquet, 16 polygons)", &b),
+        ("(c) uncached native vector tile (parquet)", &c),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {:.0} % | {} |",
+            l.rps,
+            l.p50_ms,
+            l.p99_ms,
+            100.0 * l.rps / a.rps,
+            l.errors
+        );
+    }
+    println!("\ngoals: (b) ≥ 50 % of (a) with p99 ≤ 5 ms; (c) ≥ 25 % of (a)");
+    Ok(())
+}
+
+/// Reads the banner of `fused serve` until the token of `udf`.
+fn read_token(child: &mut Child, udf: &str) -> Result<String, String> {
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut in_udf = false;
+    for line in lines.by_ref() {
+        let line = line.map_err(|e| e.to_string())?;
+        let t = line.trim();
+        if t.starts_with(udf) {
+            in_udf = true;
+        } else if in_udf {
+            if let Some(tok) = t.strip_prefix("token: ") {
+                let tok = tok.to_owned();
+                std::thread::spawn(move || lines.for_each(drop));
+                return Ok(tok);
+            }
+        }
+    }
+    Err(format!("the server printed no token for {udf}"))
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn num_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
