@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use fused_core::cache::{Cache, Compute, Computed};
 use fused_core::encode::{decode_output, encode_output};
-use fused_core::{CacheStatus, Executor, MaxAge, Result, RunMetadata, RunResult, UdfCall, UdfRegistry};
+use fused_core::{
+    CacheStatus, Executor, MaxAge, Result, RunMetadata, RunResult, UdfCall, UdfRegistry,
+};
 
 /// The max age used when neither the call nor the UDF sets one (the SDK's local default).
 pub const DEFAULT_MAX_AGE: MaxAge = MaxAge::from_secs(90 * 86_400);
@@ -30,7 +32,12 @@ pub struct CachingExecutor<E> {
 impl<E: Executor + 'static> CachingExecutor<E> {
     /// Wraps `inner`, caching in `cache` the runs of UDFs that `registry` resolves.
     pub fn new(inner: E, cache: Arc<dyn Cache>, registry: Arc<UdfRegistry>) -> Self {
-        Self { inner: Arc::new(inner), cache, registry, default_max_age: DEFAULT_MAX_AGE }
+        Self {
+            inner: Arc::new(inner),
+            cache,
+            registry,
+            default_max_age: DEFAULT_MAX_AGE,
+        }
     }
 
     /// Sets the max age used when neither the call nor the UDF has one.
@@ -48,7 +55,10 @@ impl<E: Executor + 'static> CachingExecutor<E> {
 
 /// A run result as cache bytes: its metadata (logs) then its output.
 fn pack(r: &RunResult) -> Result<Bytes> {
-    let meta = serde_json::to_vec(&RunMetadata::from_result(&r.logs, r.output.as_ref().map(|_| ())))?;
+    let meta = serde_json::to_vec(&RunMetadata::from_result(
+        &r.logs,
+        r.output.as_ref().map(|_| ()),
+    ))?;
     let mut out = Vec::with_capacity(meta.len() + 256);
     out.extend_from_slice(&(meta.len() as u64).to_le_bytes());
     out.extend_from_slice(&meta);
@@ -60,7 +70,10 @@ fn pack(r: &RunResult) -> Result<Bytes> {
 
 fn unpack(b: &Bytes) -> Result<RunResult> {
     let corrupt = || fused_core::Error::Cache("corrupt run cache entry".into());
-    let head: [u8; 8] = b.get(..8).and_then(|h| h.try_into().ok()).ok_or_else(corrupt)?;
+    let head: [u8; 8] = b
+        .get(..8)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(corrupt)?;
     let n = usize::try_from(u64::from_le_bytes(head)).map_err(|_| corrupt())?;
     let meta_bytes = b.get(8..8 + n).ok_or_else(corrupt)?;
     let meta: RunMetadata = serde_json::from_slice(meta_bytes)?;
@@ -68,7 +81,12 @@ fn unpack(b: &Bytes) -> Result<RunResult> {
         Some(f) => Err(f),
         None => Ok(decode_output(&b.slice(8 + n..))?),
     };
-    Ok(RunResult { output, logs: meta.logs(), elapsed: Duration::ZERO, cache: CacheStatus::Miss })
+    Ok(RunResult {
+        output,
+        logs: meta.logs(),
+        elapsed: Duration::ZERO,
+        cache: CacheStatus::Miss,
+    })
 }
 
 #[async_trait]
@@ -77,7 +95,10 @@ impl<E: Executor + 'static> Executor for CachingExecutor<E> {
         let Some(udf) = self.registry.resolve(&call.udf) else {
             return self.inner.execute(call).await;
         };
-        let max_age = call.cache_max_age.or(udf.meta().cache_max_age).unwrap_or(self.default_max_age);
+        let max_age = call
+            .cache_max_age
+            .or(udf.meta().cache_max_age)
+            .unwrap_or(self.default_max_age);
         if max_age.is_zero() {
             let mut r = self.inner.execute(call).await?;
             r.cache = CacheStatus::Disabled;
@@ -89,9 +110,16 @@ impl<E: Executor + 'static> Executor for CachingExecutor<E> {
         let inner = Arc::clone(&self.inner);
         let compute: Compute = Box::pin(async move {
             let r = inner.execute(call).await?;
-            Ok(Computed { value: pack(&r)?, store: r.is_ok(), ttl: max_age.duration() })
+            Ok(Computed {
+                value: pack(&r)?,
+                store: r.is_ok(),
+                ttl: max_age.duration(),
+            })
         });
-        let lookup = self.cache.get_or_compute(&key, max_age.duration(), compute).await?;
+        let lookup = self
+            .cache
+            .get_or_compute(&key, max_age.duration(), compute)
+            .await?;
         let mut r = match unpack(&lookup.value) {
             Ok(r) => r,
             Err(e) => {

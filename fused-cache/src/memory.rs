@@ -4,8 +4,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use fused_core::cache::{Cache, CacheEntry, Compute, Computed, Lookup, SingleFlight};
 use fused_core::Result;
+use fused_core::cache::{Cache, CacheEntry, Compute, Computed, Lookup, SingleFlight};
 
 #[derive(Clone)]
 struct Entry {
@@ -21,7 +21,13 @@ impl moka::Expiry<String, Entry> for PerEntryTtl {
         Some(v.ttl)
     }
 
-    fn expire_after_update(&self, _: &String, v: &Entry, _: Instant, _: Option<Duration>) -> Option<Duration> {
+    fn expire_after_update(
+        &self,
+        _: &String,
+        v: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
         Some(v.ttl)
     }
 }
@@ -49,10 +55,16 @@ impl MemoryCache {
     pub fn new(capacity_bytes: u64) -> Self {
         let entries = moka::future::Cache::builder()
             .max_capacity(capacity_bytes)
-            .weigher(|k: &String, v: &Entry| u32::try_from(k.len() + v.value.len() + 64).unwrap_or(u32::MAX))
+            .weigher(|k: &String, v: &Entry| {
+                u32::try_from(k.len() + v.value.len() + 64).unwrap_or(u32::MAX)
+            })
             .expire_after(PerEntryTtl)
             .build();
-        Self { entries, flights: std::sync::Arc::default(), capacity: capacity_bytes }
+        Self {
+            entries,
+            flights: std::sync::Arc::default(),
+            capacity: capacity_bytes,
+        }
     }
 
     /// Number of entries (approximate: moka applies writes lazily).
@@ -74,12 +86,24 @@ impl MemoryCache {
 #[async_trait]
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Result<Option<CacheEntry>> {
-        Ok(self.entries.get(key).await.map(|e| CacheEntry { value: e.value, created: e.created }))
+        Ok(self.entries.get(key).await.map(|e| CacheEntry {
+            value: e.value,
+            created: e.created,
+        }))
     }
 
     async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
         if !ttl.is_zero() {
-            self.entries.insert(key.to_owned(), Entry { value, created: SystemTime::now(), ttl }).await;
+            self.entries
+                .insert(
+                    key.to_owned(),
+                    Entry {
+                        value,
+                        created: SystemTime::now(),
+                        ttl,
+                    },
+                )
+                .await;
         }
         Ok(())
     }
@@ -89,11 +113,19 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
-    async fn get_or_compute(&self, key: &str, max_age: Duration, compute: Compute) -> Result<Lookup> {
+    async fn get_or_compute(
+        &self,
+        key: &str,
+        max_age: Duration,
+        compute: Compute,
+    ) -> Result<Lookup> {
         if let Some(e) = self.get(key).await? {
             let age = e.age();
             if age <= max_age {
-                return Ok(Lookup { value: e.value, hit: Some(age) });
+                return Ok(Lookup {
+                    value: e.value,
+                    hit: Some(age),
+                });
             }
         }
         let entries = self.entries.clone();
@@ -103,13 +135,20 @@ impl Cache for MemoryCache {
         let storing: Compute = Box::pin(async move {
             let c: Computed = compute.await?;
             if c.store && !c.ttl.is_zero() {
-                let e = Entry { value: c.value.clone(), created: SystemTime::now(), ttl: c.ttl };
+                let e = Entry {
+                    value: c.value.clone(),
+                    created: SystemTime::now(),
+                    ttl: c.ttl,
+                };
                 entries.insert(owned, e).await;
             }
             Ok(c)
         });
         let (c, _) = self.flights.run(key, storing).await?;
-        Ok(Lookup { value: c.value, hit: None })
+        Ok(Lookup {
+            value: c.value,
+            hit: None,
+        })
     }
 }
 
@@ -120,21 +159,43 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn computed(v: &'static [u8], store: bool) -> Computed {
-        Computed { value: Bytes::from_static(v), store, ttl: Duration::from_secs(60) }
+        Computed {
+            value: Bytes::from_static(v),
+            store,
+            ttl: Duration::from_secs(60),
+        }
     }
 
     #[tokio::test]
     async fn hits_respect_max_age_and_ttl() {
         let c = MemoryCache::new(1 << 20);
-        c.put("k", Bytes::from_static(b"v"), Duration::from_millis(200)).await.unwrap();
-        let l = c.get_or_compute("k", Duration::from_secs(10), Box::pin(async { Ok(computed(b"new", true)) })).await.unwrap();
+        c.put("k", Bytes::from_static(b"v"), Duration::from_millis(200))
+            .await
+            .unwrap();
+        let l = c
+            .get_or_compute(
+                "k",
+                Duration::from_secs(10),
+                Box::pin(async { Ok(computed(b"new", true)) }),
+            )
+            .await
+            .unwrap();
         assert_eq!((l.value.as_ref(), l.hit.is_some()), (&b"v"[..], true));
         // Too old for this reader: recomputed and replaced.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let l = c.get_or_compute("k", Duration::from_millis(5), Box::pin(async { Ok(computed(b"new", true)) })).await.unwrap();
+        let l = c
+            .get_or_compute(
+                "k",
+                Duration::from_millis(5),
+                Box::pin(async { Ok(computed(b"new", true)) }),
+            )
+            .await
+            .unwrap();
         assert_eq!((l.value.as_ref(), l.hit), (&b"new"[..], None));
         // Expired entries disappear.
-        c.put("short", Bytes::from_static(b"x"), Duration::from_millis(30)).await.unwrap();
+        c.put("short", Bytes::from_static(b"x"), Duration::from_millis(30))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert!(c.get("short").await.unwrap().is_none());
     }
@@ -142,7 +203,14 @@ mod tests {
     #[tokio::test]
     async fn failures_are_shared_but_not_stored() {
         let c = MemoryCache::new(1 << 20);
-        let l = c.get_or_compute("k", Duration::from_secs(10), Box::pin(async { Ok(computed(b"err", false)) })).await.unwrap();
+        let l = c
+            .get_or_compute(
+                "k",
+                Duration::from_secs(10),
+                Box::pin(async { Ok(computed(b"err", false)) }),
+            )
+            .await
+            .unwrap();
         assert_eq!(l.value.as_ref(), b"err");
         assert!(c.get("k").await.unwrap().is_none());
     }
@@ -178,7 +246,13 @@ mod tests {
     async fn evicts_by_bytes() {
         let c = MemoryCache::new(64 * 1024);
         for i in 0..100 {
-            c.put(&format!("k{i}"), Bytes::from(vec![0u8; 4096]), Duration::from_secs(60)).await.unwrap();
+            c.put(
+                &format!("k{i}"),
+                Bytes::from(vec![0u8; 4096]),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
         }
         c.sync().await;
         assert!(c.weighted_size() <= 64 * 1024, "{}", c.weighted_size());

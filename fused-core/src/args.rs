@@ -51,7 +51,9 @@ impl Args {
     }
 
     /// Arguments from `key=value` text pairs (repeated keys become lists).
-    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         let mut a = Self::new();
         for (k, v) in pairs {
             a.push_text(k.as_ref(), v.as_ref());
@@ -155,7 +157,11 @@ impl Args {
 
 impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Args {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Self(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 
@@ -217,12 +223,19 @@ pub fn coerce_value(name: &str, v: &Value, kind: &ParamKind) -> Result<Value, Pa
             let n = match v {
                 Value::Number(n) => n
                     .as_i64()
-                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+                    .or_else(|| {
+                        n.as_f64()
+                            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                            .map(|f| f as i64)
+                    })
                     .map(Value::from)
                     .or_else(|| n.as_u64().map(Value::from)),
                 Value::String(s) => {
                     let t = s.trim();
-                    t.parse::<i64>().map(Value::from).ok().or_else(|| t.parse::<u64>().map(Value::from).ok())
+                    t.parse::<i64>()
+                        .map(Value::from)
+                        .ok()
+                        .or_else(|| t.parse::<u64>().map(Value::from).ok())
                 }
                 _ => None,
             }
@@ -309,7 +322,11 @@ pub fn coerce_value(name: &str, v: &Value, kind: &ParamKind) -> Result<Value, Pa
                     .collect::<Option<_>>()
                     .ok_or_else(bad)?,
                 Value::String(s) => parse_text_list(s)
-                    .and_then(|l| l.iter().map(|x| x.as_f64().or_else(|| x.as_str()?.trim().parse().ok())).collect())
+                    .and_then(|l| {
+                        l.iter()
+                            .map(|x| x.as_f64().or_else(|| x.as_str()?.trim().parse().ok()))
+                            .collect()
+                    })
                     .ok_or_else(bad)?,
                 _ => return Err(bad()),
             };
@@ -343,7 +360,10 @@ mod tests {
     use serde_json::json;
 
     fn int() -> ParamKind {
-        ParamKind::Int { min: None, max: None }
+        ParamKind::Int {
+            min: None,
+            max: None,
+        }
     }
 
     #[test]
@@ -351,10 +371,26 @@ mod tests {
         assert_eq!(coerce_value("n", &json!("42"), &int()).unwrap(), json!(42));
         assert_eq!(coerce_value("n", &json!(42), &int()).unwrap(), json!(42));
         assert_eq!(coerce_value("n", &json!(4.0), &int()).unwrap(), json!(4));
-        assert_eq!(coerce_value("x", &json!(" 2.5 "), &ParamKind::Float).unwrap(), json!(2.5));
-        assert_eq!(coerce_value("x", &json!(2), &ParamKind::Float).unwrap(), json!(2.0));
-        for (t, b) in [("true", true), ("False", false), ("0", false), ("1", true), ("yes", true)] {
-            assert_eq!(coerce_value("b", &json!(t), &ParamKind::Bool).unwrap(), json!(b), "{t}");
+        assert_eq!(
+            coerce_value("x", &json!(" 2.5 "), &ParamKind::Float).unwrap(),
+            json!(2.5)
+        );
+        assert_eq!(
+            coerce_value("x", &json!(2), &ParamKind::Float).unwrap(),
+            json!(2.0)
+        );
+        for (t, b) in [
+            ("true", true),
+            ("False", false),
+            ("0", false),
+            ("1", true),
+            ("yes", true),
+        ] {
+            assert_eq!(
+                coerce_value("b", &json!(t), &ParamKind::Bool).unwrap(),
+                json!(b),
+                "{t}"
+            );
         }
         assert_eq!(
             coerce_value("s", &json!(5), &ParamKind::Str { choices: None }).unwrap(),
@@ -365,36 +401,74 @@ mod tests {
     #[test]
     fn errors_name_parameter_value_and_type() {
         let e = coerce_value("count", &json!("abc"), &int()).unwrap_err();
-        assert_eq!(e.to_string(), "parameter `count`: expected an integer, got \"abc\"");
+        assert_eq!(
+            e.to_string(),
+            "parameter `count`: expected an integer, got \"abc\""
+        );
         let e = coerce_value("r", &json!("nan"), &ParamKind::Float).unwrap_err();
         assert!(e.to_string().contains("expected a number"), "{e}");
         let e = coerce_value("b", &json!("maybe"), &ParamKind::Bool).unwrap_err();
-        assert!(e.to_string().contains("`b`") && e.to_string().contains("maybe"), "{e}");
-        let e = coerce_value("n", &json!(-1), &ParamKind::Int { min: Some(0.0), max: None }).unwrap_err();
+        assert!(
+            e.to_string().contains("`b`") && e.to_string().contains("maybe"),
+            "{e}"
+        );
+        let e = coerce_value(
+            "n",
+            &json!(-1),
+            &ParamKind::Int {
+                min: Some(0.0),
+                max: None,
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("must be at least 0"), "{e}");
         let e = coerce_value("n", &json!(2.5), &int()).unwrap_err();
         assert!(e.to_string().contains("2.5"), "{e}");
-        let mode = ParamKind::Str { choices: Some(vec!["a".into(), "b".into()]) };
+        let mode = ParamKind::Str {
+            choices: Some(vec!["a".into(), "b".into()]),
+        };
         let e = coerce_value("mode", &json!("c"), &mode).unwrap_err();
         assert!(e.to_string().contains("one of a, b"), "{e}");
     }
 
     #[test]
     fn lists_objects_and_bounds() {
-        let li = ParamKind::List { items: Box::new(int()) };
-        assert_eq!(coerce_value("l", &json!("[1, 2]"), &li).unwrap(), json!([1, 2]));
-        assert_eq!(coerce_value("l", &json!("1,2,3"), &li).unwrap(), json!([1, 2, 3]));
-        assert_eq!(coerce_value("l", &json!(["4", "5"]), &li).unwrap(), json!([4, 5]));
+        let li = ParamKind::List {
+            items: Box::new(int()),
+        };
+        assert_eq!(
+            coerce_value("l", &json!("[1, 2]"), &li).unwrap(),
+            json!([1, 2])
+        );
+        assert_eq!(
+            coerce_value("l", &json!("1,2,3"), &li).unwrap(),
+            json!([1, 2, 3])
+        );
+        assert_eq!(
+            coerce_value("l", &json!(["4", "5"]), &li).unwrap(),
+            json!([4, 5])
+        );
         assert_eq!(coerce_value("l", &json!(7), &li).unwrap(), json!([7]));
         let e = coerce_value("l", &json!("[1, \"x\"]"), &li).unwrap_err();
-        assert!(e.to_string().contains("a list of integers") && e.to_string().contains("item 1"), "{e}");
+        assert!(
+            e.to_string().contains("a list of integers") && e.to_string().contains("item 1"),
+            "{e}"
+        );
         assert_eq!(
             coerce_value("o", &json!("{\"a\": 1}"), &ParamKind::Object).unwrap(),
             json!({"a": 1})
         );
         assert!(coerce_value("o", &json!("[1]"), &ParamKind::Object).is_err());
-        for v in [json!([-1, -2, 3, 4]), json!("[-1,-2,3,4]"), json!("-1,-2,3,4"), json!(["-1", "-2", "3", "4"])] {
-            assert_eq!(coerce_value("bounds", &v, &ParamKind::Bounds).unwrap(), json!([-1.0, -2.0, 3.0, 4.0]));
+        for v in [
+            json!([-1, -2, 3, 4]),
+            json!("[-1,-2,3,4]"),
+            json!("-1,-2,3,4"),
+            json!(["-1", "-2", "3", "4"]),
+        ] {
+            assert_eq!(
+                coerce_value("bounds", &v, &ParamKind::Bounds).unwrap(),
+                json!([-1.0, -2.0, 3.0, 4.0])
+            );
         }
         let e = coerce_value("bounds", &json!([1, 2, 3]), &ParamKind::Bounds).unwrap_err();
         assert!(e.to_string().contains("four numbers"), "{e}");
@@ -410,11 +484,23 @@ mod tests {
 
     #[test]
     fn canonical_form_sorts_keys_and_keeps_types() {
-        let b1 = Bound { values: serde_json::from_value(json!({"b": 1, "a": "1"})).unwrap(), ignored: vec![] };
-        let b2 = Bound { values: serde_json::from_value(json!({"a": "1", "b": 1})).unwrap(), ignored: vec![] };
-        let b3 = Bound { values: serde_json::from_value(json!({"a": 1, "b": 1})).unwrap(), ignored: vec![] };
+        let b1 = Bound {
+            values: serde_json::from_value(json!({"b": 1, "a": "1"})).unwrap(),
+            ignored: vec![],
+        };
+        let b2 = Bound {
+            values: serde_json::from_value(json!({"a": "1", "b": 1})).unwrap(),
+            ignored: vec![],
+        };
+        let b3 = Bound {
+            values: serde_json::from_value(json!({"a": 1, "b": 1})).unwrap(),
+            ignored: vec![],
+        };
         assert_eq!(b1.canonical_bytes(), b2.canonical_bytes());
         assert_ne!(b1.canonical_bytes(), b3.canonical_bytes());
-        assert_eq!(String::from_utf8(b1.canonical_bytes()).unwrap(), r#"{"a":"1","b":1}"#);
+        assert_eq!(
+            String::from_utf8(b1.canonical_bytes()).unwrap(),
+            r#"{"a":"1","b":1}"#
+        );
     }
 }

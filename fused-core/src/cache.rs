@@ -24,7 +24,9 @@ pub struct CacheEntry {
 impl CacheEntry {
     /// How old the entry is now.
     pub fn age(&self) -> Duration {
-        SystemTime::now().duration_since(self.created).unwrap_or_default()
+        SystemTime::now()
+            .duration_since(self.created)
+            .unwrap_or_default()
     }
 }
 
@@ -72,7 +74,12 @@ pub trait Cache: Send + Sync + fmt::Debug {
 
     /// The value for `key` if one at most `max_age` old exists; otherwise runs `compute` (once
     /// for all concurrent callers of `key`) and stores its value when it asks to be stored.
-    async fn get_or_compute(&self, key: &str, max_age: Duration, compute: Compute) -> Result<Lookup>;
+    async fn get_or_compute(
+        &self,
+        key: &str,
+        max_age: Duration,
+        compute: Compute,
+    ) -> Result<Lookup>;
 }
 
 type Flight = Shared<BoxFuture<'static, std::result::Result<Computed, Arc<Error>>>>;
@@ -87,7 +94,9 @@ pub struct SingleFlight {
 impl fmt::Debug for SingleFlight {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.inflight.lock().map(|m| m.len()).unwrap_or(0);
-        f.debug_struct("SingleFlight").field("inflight", &n).finish()
+        f.debug_struct("SingleFlight")
+            .field("inflight", &n)
+            .finish()
     }
 }
 
@@ -116,7 +125,11 @@ impl SingleFlight {
         impl Drop for Done<'_> {
             fn drop(&mut self) {
                 if self.2 {
-                    self.0.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(self.1);
+                    self.0
+                        .inflight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(self.1);
                 }
             }
         }
@@ -144,7 +157,11 @@ mod tests {
                 let compute: Compute = Box::pin(async move {
                     runs.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    Ok(Computed { value: Bytes::from_static(b"v"), store: true, ttl: Duration::from_secs(1) })
+                    Ok(Computed {
+                        value: Bytes::from_static(b"v"),
+                        store: true,
+                        ttl: Duration::from_secs(1),
+                    })
                 });
                 sf.run("k", compute).await.unwrap().0.value
             }));

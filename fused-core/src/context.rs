@@ -53,7 +53,12 @@ struct Inner {
 
 impl RunContext {
     /// A context for one run of `udf_name`.
-    pub fn new(run_id: impl Into<String>, udf_name: impl Into<String>, tile: Option<Tile>, recursion: u32) -> Self {
+    pub fn new(
+        run_id: impl Into<String>,
+        udf_name: impl Into<String>,
+        tile: Option<Tile>,
+        recursion: u32,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 run_id: run_id.into(),
@@ -94,7 +99,9 @@ impl RunContext {
     pub fn print(&self, line: impl Display) {
         let line = line.to_string();
         let mut s = self.inner.sink.lock().unwrap_or_else(|p| p.into_inner());
-        let LogSink { logs, dropped_out, .. } = &mut *s;
+        let LogSink {
+            logs, dropped_out, ..
+        } = &mut *s;
         append(&mut logs.stdout, dropped_out, &line);
     }
 
@@ -102,7 +109,9 @@ impl RunContext {
     pub fn eprint(&self, line: impl Display) {
         let line = line.to_string();
         let mut s = self.inner.sink.lock().unwrap_or_else(|p| p.into_inner());
-        let LogSink { logs, dropped_err, .. } = &mut *s;
+        let LogSink {
+            logs, dropped_err, ..
+        } = &mut *s;
         append(&mut logs.stderr, dropped_err, &line);
     }
 
@@ -111,10 +120,12 @@ impl RunContext {
         let s = self.inner.sink.lock().unwrap_or_else(|p| p.into_inner());
         let mut logs = s.logs.clone();
         if s.dropped_out > 0 {
-            logs.stdout.push_str(&format!("[… {} bytes of stdout dropped]\n", s.dropped_out));
+            logs.stdout
+                .push_str(&format!("[… {} bytes of stdout dropped]\n", s.dropped_out));
         }
         if s.dropped_err > 0 {
-            logs.stderr.push_str(&format!("[… {} bytes of stderr dropped]\n", s.dropped_err));
+            logs.stderr
+                .push_str(&format!("[… {} bytes of stderr dropped]\n", s.dropped_err));
         }
         logs
     }
@@ -136,7 +147,11 @@ mod tests {
         let l = ctx.logs();
         assert!(l.stdout.starts_with("hello\n"));
         assert!(l.stdout.len() <= MAX_LOG_BYTES + 100);
-        assert!(l.stdout.ends_with("bytes of stdout dropped]\n"), "{}", &l.stdout[l.stdout.len() - 60..]);
+        assert!(
+            l.stdout.ends_with("bytes of stdout dropped]\n"),
+            "{}",
+            &l.stdout[l.stdout.len() - 60..]
+        );
         assert_eq!(l.stderr, "warn 1\n");
     }
 }

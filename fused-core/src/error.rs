@@ -35,7 +35,12 @@ impl ParamError {
 
     /// A required parameter that the call did not supply.
     pub fn missing(name: impl Into<String>, expected: impl Into<String>) -> Self {
-        Self { name: name.into(), value: None, expected: expected.into(), detail: None }
+        Self {
+            name: name.into(),
+            value: None,
+            expected: expected.into(),
+            detail: None,
+        }
     }
 
     /// Attaches a detail (for example "must be at least 0").
@@ -49,8 +54,16 @@ impl ParamError {
 impl fmt::Display for ParamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
-            Some(v) => write!(f, "parameter `{}`: expected {}, got {}", self.name, self.expected, v)?,
-            None => write!(f, "parameter `{}` is required ({})", self.name, self.expected)?,
+            Some(v) => write!(
+                f,
+                "parameter `{}`: expected {}, got {}",
+                self.name, self.expected, v
+            )?,
+            None => write!(
+                f,
+                "parameter `{}` is required ({})",
+                self.name, self.expected
+            )?,
         }
         if let Some(d) = &self.detail {
             write!(f, " ({d})")?;

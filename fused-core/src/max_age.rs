@@ -41,10 +41,15 @@ impl MaxAge {
     /// Parses `"<digits>[smhd]"` (case-insensitive, surrounding spaces ignored) or bare integer
     /// seconds. Decimals, negative numbers, other units and empty text are errors.
     pub fn parse(text: &str) -> Result<Self> {
-        let err = |reason| Error::InvalidMaxAge { value: text.to_owned(), reason };
+        let err = |reason| Error::InvalidMaxAge {
+            value: text.to_owned(),
+            reason,
+        };
         let t = text.trim();
         if t.is_empty() {
-            return Err(err("empty; use e.g. \"30s\", \"10m\", \"12h\", \"2d\" or integer seconds"));
+            return Err(err(
+                "empty; use e.g. \"30s\", \"10m\", \"12h\", \"2d\" or integer seconds",
+            ));
         }
         let (digits, unit) = match t.char_indices().last() {
             Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], Some(c.to_ascii_lowercase())),
@@ -63,7 +68,9 @@ impl MaxAge {
             Some('d') => 86_400,
             Some(_) => return Err(err("unknown unit; use s, m, h or d")),
         };
-        n.checked_mul(mult).map(Self::from_secs).ok_or_else(|| err("duration too large"))
+        n.checked_mul(mult)
+            .map(Self::from_secs)
+            .ok_or_else(|| err("duration too large"))
     }
 }
 
@@ -130,7 +137,19 @@ mod tests {
 
     #[test]
     fn refuses_everything_else() {
-        for text in ["", " ", "1.5h", "1w", "h", "-5", "-5s", "10 m", "1e3", "s10", "99999999999999999999d"] {
+        for text in [
+            "",
+            " ",
+            "1.5h",
+            "1w",
+            "h",
+            "-5",
+            "-5s",
+            "10 m",
+            "1e3",
+            "s10",
+            "99999999999999999999d",
+        ] {
             let e = MaxAge::parse(text).unwrap_err();
             assert!(matches!(e, Error::InvalidMaxAge { .. }), "{text}: {e}");
             assert!(e.to_string().contains("cache_max_age"), "{e}");

@@ -95,7 +95,10 @@ impl Options {
         if let Some(p) = std::env::var_os("FUSED_SETTINGS_PATH") {
             return PathBuf::from(p);
         }
-        dirs::home_dir().unwrap_or_else(std::env::temp_dir).join(".fused").join("settings.toml")
+        dirs::home_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join(".fused")
+            .join("settings.toml")
     }
 
     /// Defaults, then the settings file (if present), then `FUSED_*` variables.
@@ -108,7 +111,8 @@ impl Options {
     /// Defaults overlaid with the settings file at `path`; a missing file gives the defaults.
     pub fn from_file(path: &Path) -> Result<Self> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| Error::Options(format!("{}: {e}", path.display()))),
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| Error::Options(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(Error::Options(format!("{}: {e}", path.display()))),
         }
@@ -117,14 +121,18 @@ impl Options {
     /// Applies `FUSED_<NAME>` variables; a value that does not parse is an error naming it.
     pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<()> {
         fn parse<T: std::str::FromStr>(k: &str, v: &str) -> Result<T> {
-            v.trim().parse().map_err(|_| Error::Options(format!("{k}={v:?} is not a valid value")))
+            v.trim()
+                .parse()
+                .map_err(|_| Error::Options(format!("{k}={v:?} is not a valid value")))
         }
         fn opt(v: &str) -> Option<String> {
             let t = v.trim();
             (!t.is_empty() && !t.eq_ignore_ascii_case("none")).then(|| t.to_owned())
         }
         for (k, v) in vars {
-            let Some(name) = k.strip_prefix("FUSED_") else { continue };
+            let Some(name) = k.strip_prefix("FUSED_") else {
+                continue;
+            };
             match name {
                 "BASE_URL" => {
                     self.base_url = v.trim_end_matches('/').to_owned();
@@ -132,7 +140,9 @@ impl Options {
                         self.shared_udf_base_url = format!("{}/realtime-shared", self.base_url);
                     }
                 }
-                "SHARED_UDF_BASE_URL" => self.shared_udf_base_url = v.trim_end_matches('/').to_owned(),
+                "SHARED_UDF_BASE_URL" => {
+                    self.shared_udf_base_url = v.trim_end_matches('/').to_owned()
+                }
                 "CACHE_DIRECTORY" => self.cache_directory = opt(&v).map(PathBuf::from),
                 "DATA_DIRECTORY" => self.data_directory = PathBuf::from(v),
                 "TEMP_DIRECTORY" => self.temp_directory = PathBuf::from(v),
@@ -161,18 +171,26 @@ impl Options {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Options(m));
         if !(self.request_timeout.is_finite() && self.request_timeout > 0.0) {
-            return bad(format!("request_timeout must be a positive number, got {}", self.request_timeout));
+            return bad(format!(
+                "request_timeout must be a positive number, got {}",
+                self.request_timeout
+            ));
         }
         if !(self.run_timeout.is_finite() && self.run_timeout > 0.0) {
-            return bad(format!("run_timeout must be a positive number, got {}", self.run_timeout));
+            return bad(format!(
+                "run_timeout must be a positive number, got {}",
+                self.run_timeout
+            ));
         }
         if self.max_workers == 0 {
             return bad("max_workers must be at least 1".into());
         }
-        if let Some(e) = &self.default_udf_run_engine {
-            if !matches!(e.as_str(), "local" | "remote" | "realtime") {
-                return bad(format!("default_udf_run_engine must be local or remote, got {e:?}"));
-            }
+        if let Some(e) = &self.default_udf_run_engine
+            && !matches!(e.as_str(), "local" | "remote" | "realtime")
+        {
+            return bad(format!(
+                "default_udf_run_engine must be local or remote, got {e:?}"
+            ));
         }
         Ok(())
     }
@@ -188,8 +206,12 @@ impl Options {
     /// Writes the settings that differ from the defaults to `path`.
     pub fn save_to(&self, path: &Path) -> Result<()> {
         let ours = toml::Table::try_from(self).map_err(|e| Error::Options(e.to_string()))?;
-        let defaults = toml::Table::try_from(Self::default()).map_err(|e| Error::Options(e.to_string()))?;
-        let changed: toml::Table = ours.into_iter().filter(|(k, v)| defaults.get(k) != Some(v)).collect();
+        let defaults =
+            toml::Table::try_from(Self::default()).map_err(|e| Error::Options(e.to_string()))?;
+        let changed: toml::Table = ours
+            .into_iter()
+            .filter(|(k, v)| defaults.get(k) != Some(v))
+            .collect();
         let text = toml::to_string(&changed).map_err(|e| Error::Options(e.to_string()))?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -230,7 +252,10 @@ mod tests {
         let mut o = Options::from_file(&path).unwrap();
         assert_eq!(o.max_workers, 4);
         assert_eq!(o.run_timeout, 30.0);
-        assert_eq!(o.default_run_headers.get("X-A").map(String::as_str), Some("1"));
+        assert_eq!(
+            o.default_run_headers.get("X-A").map(String::as_str),
+            Some("1")
+        );
         o.apply_env([
             ("FUSED_BASE_URL".to_owned(), "http://h:1/v1/".to_owned()),
             ("FUSED_REQUEST_TIMEOUT".to_owned(), "9".to_owned()),
@@ -242,22 +267,40 @@ mod tests {
         let out = dir.path().join("saved.toml");
         o.save_to(&out).unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
-        assert!(text.contains("max_workers = 4") && text.contains("client_id = \"abc\""), "{text}");
-        assert!(!text.contains("max_recursion_factor"), "defaults are not written: {text}");
+        assert!(
+            text.contains("max_workers = 4") && text.contains("client_id = \"abc\""),
+            "{text}"
+        );
+        assert!(
+            !text.contains("max_recursion_factor"),
+            "defaults are not written: {text}"
+        );
         assert_eq!(Options::from_file(&out).unwrap(), o);
     }
 
     #[test]
     fn bad_values_are_named() {
         let mut o = Options::default();
-        let e = o.apply_env([("FUSED_MAX_WORKERS".to_owned(), "lots".to_owned())]).unwrap_err();
+        let e = o
+            .apply_env([("FUSED_MAX_WORKERS".to_owned(), "lots".to_owned())])
+            .unwrap_err();
         assert!(e.to_string().contains("FUSED_MAX_WORKERS"), "{e}");
-        let e = o.apply_env([("FUSED_RUN_TIMEOUT".to_owned(), "-1".to_owned())]).unwrap_err();
+        let e = o
+            .apply_env([("FUSED_RUN_TIMEOUT".to_owned(), "-1".to_owned())])
+            .unwrap_err();
         assert!(e.to_string().contains("run_timeout"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.toml");
         std::fs::write(&p, "max_workers = \"x\"").unwrap();
-        assert!(Options::from_file(&p).unwrap_err().to_string().contains("s.toml"));
-        assert_eq!(Options::from_file(&dir.path().join("none.toml")).unwrap(), Options::default());
+        assert!(
+            Options::from_file(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("s.toml")
+        );
+        assert_eq!(
+            Options::from_file(&dir.path().join("none.toml")).unwrap(),
+            Options::default()
+        );
     }
 }

@@ -52,7 +52,11 @@ impl From<&str> for UdfRef {
     /// Text that looks like a shared token (`fsh_`, `UDF_`, `fc_` prefixes or 64 hex digits, as
     /// the SDK decides) is a token; anything else a name.
     fn from(s: &str) -> Self {
-        if is_token(s) { UdfRef::Token(s.to_owned()) } else { UdfRef::Name(s.to_owned()) }
+        if is_token(s) {
+            UdfRef::Token(s.to_owned())
+        } else {
+            UdfRef::Name(s.to_owned())
+        }
     }
 }
 
@@ -61,7 +65,9 @@ pub fn is_token(s: &str) -> bool {
     s.starts_with("fsh_")
         || s.starts_with("UDF_")
         || s.starts_with("fc_")
-        || (s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        || (s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 /// One call of a UDF.
@@ -84,7 +90,14 @@ pub struct UdfCall {
 impl UdfCall {
     /// A call of `udf` with `args`, no tile, default timeout and caching.
     pub fn new(udf: impl Into<UdfRef>, args: Args) -> Self {
-        Self { udf: udf.into(), args, tile: None, timeout: None, cache_max_age: None, recursion: 1 }
+        Self {
+            udf: udf.into(),
+            args,
+            tile: None,
+            timeout: None,
+            cache_max_age: None,
+            recursion: 1,
+        }
     }
 
     /// Makes this a tile call.
@@ -141,7 +154,12 @@ pub struct UdfFailure {
 impl UdfFailure {
     /// A runtime error of class `class`.
     pub fn runtime(class: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Runtime, class: class.into(), message: message.into(), lineno: None }
+        Self {
+            kind: FailureKind::Runtime,
+            class: class.into(),
+            message: message.into(),
+            lineno: None,
+        }
     }
 
     /// A timeout after `after`.
@@ -156,7 +174,12 @@ impl UdfFailure {
 
     /// A panic with its message.
     pub fn panic(message: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Panic, class: "Panic".into(), message: message.into(), lineno: None }
+        Self {
+            kind: FailureKind::Panic,
+            class: "Panic".into(),
+            message: message.into(),
+            lineno: None,
+        }
     }
 }
 
@@ -272,7 +295,10 @@ impl RunMetadata {
         if !self.has_exception {
             return None;
         }
-        let class = self.exception_class.clone().unwrap_or_else(|| "Exception".into());
+        let class = self
+            .exception_class
+            .clone()
+            .unwrap_or_else(|| "Exception".into());
         let message = self
             .exception
             .clone()
@@ -285,12 +311,20 @@ impl RunMetadata {
             _ if class == "Panic" => FailureKind::Panic,
             _ => FailureKind::Runtime,
         };
-        Some(UdfFailure { kind, class, message, lineno: self.lineno })
+        Some(UdfFailure {
+            kind,
+            class,
+            message,
+            lineno: self.lineno,
+        })
     }
 
     /// The logs this metadata carries.
     pub fn logs(&self) -> Logs {
-        Logs { stdout: self.stdout.clone().unwrap_or_default(), stderr: self.stderr.clone().unwrap_or_default() }
+        Logs {
+            stdout: self.stdout.clone().unwrap_or_default(),
+            stderr: self.stderr.clone().unwrap_or_default(),
+        }
     }
 
     /// The header value: ASCII-only JSON (non-ASCII escaped as `\uXXXX`) of at most
@@ -303,7 +337,11 @@ impl RunMetadata {
                 m.stdout.as_ref().map_or(0, String::len),
                 m.stderr.as_ref().map_or(0, String::len),
             );
-            let field = if out_len >= err_len { &mut m.stdout } else { &mut m.stderr };
+            let field = if out_len >= err_len {
+                &mut m.stdout
+            } else {
+                &mut m.stderr
+            };
             match field.as_mut().filter(|s| s.len() > 64) {
                 Some(s) => {
                     // Keep the same share of the log as the header budget is of the text, with
@@ -358,10 +396,19 @@ mod tests {
     #[test]
     fn failure_roundtrips_through_metadata() {
         let f = UdfFailure::runtime("ValueError", "bad — value");
-        let m = RunMetadata::from_result(&Logs { stdout: "hi\n".into(), stderr: String::new() }, Err(&f));
+        let m = RunMetadata::from_result(
+            &Logs {
+                stdout: "hi\n".into(),
+                stderr: String::new(),
+            },
+            Err(&f),
+        );
         let h = m.to_header_value();
         assert!(h.is_ascii());
-        assert!(h.contains(r#""errormsg":"ValueError: bad \u2014 value""#), "{h}");
+        assert!(
+            h.contains(r#""errormsg":"ValueError: bad \u2014 value""#),
+            "{h}"
+        );
         let back: RunMetadata = serde_json::from_str(&h).unwrap();
         assert_eq!(back.failure(), Some(f));
         assert_eq!(back.logs().stdout, "hi\n");
@@ -374,7 +421,10 @@ mod tests {
 
     #[test]
     fn long_logs_are_shortened_to_fit_a_header() {
-        let logs = Logs { stdout: "é".repeat(50_000), stderr: "e".repeat(30_000) };
+        let logs = Logs {
+            stdout: "é".repeat(50_000),
+            stderr: "e".repeat(30_000),
+        };
         let h = RunMetadata::from_result(&logs, Ok(())).to_header_value();
         assert!(h.len() <= MAX_METADATA_BYTES, "{}", h.len());
         let m: RunMetadata = serde_json::from_str(&h).unwrap();

@@ -47,8 +47,14 @@ impl ParamKind {
     /// The kind in words, for error messages ("an integer", "a list of numbers", …).
     pub fn describe(&self) -> String {
         match self {
-            ParamKind::Int { min: Some(lo), max: Some(hi) } => format!("an integer in {lo}..={hi}"),
-            ParamKind::Int { min: Some(lo), max: None } => format!("an integer ≥ {lo}"),
+            ParamKind::Int {
+                min: Some(lo),
+                max: Some(hi),
+            } => format!("an integer in {lo}..={hi}"),
+            ParamKind::Int {
+                min: Some(lo),
+                max: None,
+            } => format!("an integer ≥ {lo}"),
             ParamKind::Int { .. } => "an integer".into(),
             ParamKind::Float => "a number".into(),
             ParamKind::Bool => "a boolean (true/false)".into(),
@@ -124,7 +130,10 @@ pub struct ParamSchema {
 impl ParamSchema {
     /// A schema that accepts any parameters and passes them through unchanged.
     pub fn open() -> Self {
-        Self { params: Vec::new(), open: true }
+        Self {
+            params: Vec::new(),
+            open: true,
+        }
     }
 
     /// The schema of a parameter struct, read from its `schemars` JSON Schema.
@@ -157,12 +166,17 @@ impl ParamSchema {
                     kind,
                     nullable,
                     default,
-                    description: s.get("description").and_then(Value::as_str).map(str::to_owned),
+                    description: s
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                 }
             })
             .collect();
         let open = !matches!(root.get("additionalProperties"), Some(Value::Bool(false)))
-            && root.get("additionalProperties").is_some_and(|v| !v.is_null());
+            && root
+                .get("additionalProperties")
+                .is_some_and(|v| !v.is_null());
         Self { params, open }
     }
 
@@ -190,7 +204,9 @@ fn kind_of(s: &Value, defs: Option<&Map<String, Value>>) -> (ParamKind, bool) {
         return (ParamKind::Bounds, nullable);
     }
     if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
-        let target = r.strip_prefix("#/$defs/").and_then(|n| defs.and_then(|d| d.get(n)));
+        let target = r
+            .strip_prefix("#/$defs/")
+            .and_then(|n| defs.and_then(|d| d.get(n)));
         return match target {
             Some(t) => kind_of(t, defs),
             None => (ParamKind::Any, false),
@@ -202,7 +218,12 @@ fn kind_of(s: &Value, defs: Option<&Map<String, Value>>) -> (ParamKind, bool) {
             let nullable = non_null.len() < alts.len();
             // An enum of plain strings (serde unit variants) is split in `oneOf` by schemars.
             if let Some(choices) = string_choices(&non_null) {
-                return (ParamKind::Str { choices: Some(choices) }, nullable);
+                return (
+                    ParamKind::Str {
+                        choices: Some(choices),
+                    },
+                    nullable,
+                );
             }
             return match non_null.as_slice() {
                 [one] => (kind_of(one, defs).0, nullable),
@@ -211,19 +232,38 @@ fn kind_of(s: &Value, defs: Option<&Map<String, Value>>) -> (ParamKind, bool) {
         }
     }
     if let Some(choices) = obj.get("enum").and_then(Value::as_array) {
-        let strings: Option<Vec<String>> =
-            choices.iter().filter(|c| !c.is_null()).map(|c| c.as_str().map(str::to_owned)).collect();
+        let strings: Option<Vec<String>> = choices
+            .iter()
+            .filter(|c| !c.is_null())
+            .map(|c| c.as_str().map(str::to_owned))
+            .collect();
         let nullable = choices.iter().any(Value::is_null);
         if let Some(strings) = strings {
-            return (ParamKind::Str { choices: Some(strings) }, nullable);
+            return (
+                ParamKind::Str {
+                    choices: Some(strings),
+                },
+                nullable,
+            );
         }
     }
     let (ty, nullable) = match obj.get("type") {
         Some(Value::String(t)) => (Some(t.as_str()), false),
         Some(Value::Array(ts)) => {
-            let non_null: Vec<&str> = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
+            let non_null: Vec<&str> = ts
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| *t != "null")
+                .collect();
             let nullable = non_null.len() < ts.len();
-            (if non_null.len() == 1 { Some(non_null[0]) } else { None }, nullable)
+            (
+                if non_null.len() == 1 {
+                    Some(non_null[0])
+                } else {
+                    None
+                },
+                nullable,
+            )
         }
         _ => (None, false),
     };
@@ -236,8 +276,13 @@ fn kind_of(s: &Value, defs: Option<&Map<String, Value>>) -> (ParamKind, bool) {
         Some("boolean") => ParamKind::Bool,
         Some("string") => ParamKind::Str { choices: None },
         Some("array") => {
-            let items = obj.get("items").map(|i| kind_of(i, defs).0).unwrap_or(ParamKind::Any);
-            ParamKind::List { items: Box::new(items) }
+            let items = obj
+                .get("items")
+                .map(|i| kind_of(i, defs).0)
+                .unwrap_or(ParamKind::Any);
+            ParamKind::List {
+                items: Box::new(items),
+            }
         }
         Some("object") => ParamKind::Object,
         _ => ParamKind::Any,
@@ -325,7 +370,9 @@ mod tests {
         let names: Vec<&str> = s.params.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
-            ["name", "count", "ratio", "flag", "tags", "ids", "limit", "mode", "bounds", "extra"]
+            [
+                "name", "count", "ratio", "flag", "tags", "ids", "limit", "mode", "bounds", "extra"
+            ]
         );
         let get = |n| s.get(n).unwrap();
         assert_eq!(get("name").kind, ParamKind::Str { choices: None });
@@ -336,11 +383,21 @@ mod tests {
         assert_eq!(get("flag").kind, ParamKind::Bool);
         assert_eq!(
             get("ids").kind,
-            ParamKind::List { items: Box::new(ParamKind::Int { min: None, max: None }) }
+            ParamKind::List {
+                items: Box::new(ParamKind::Int {
+                    min: None,
+                    max: None
+                })
+            }
         );
         assert!(get("limit").nullable);
         assert!(matches!(get("limit").kind, ParamKind::Int { .. }));
-        assert_eq!(get("mode").kind, ParamKind::Str { choices: Some(vec!["fast".into(), "slow".into()]) });
+        assert_eq!(
+            get("mode").kind,
+            ParamKind::Str {
+                choices: Some(vec!["fast".into(), "slow".into()])
+            }
+        );
         assert_eq!(get("bounds").kind, ParamKind::Bounds);
         assert!(get("bounds").nullable);
         assert_eq!(get("extra").kind, ParamKind::Object);

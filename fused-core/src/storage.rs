@@ -30,16 +30,22 @@ mod opt_system_time {
     use super::*;
     use serde::{Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         match t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()) {
             Some(d) => s.serialize_f64(d.as_secs_f64()),
             None => s.serialize_none(),
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<SystemTime>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<SystemTime>, D::Error> {
         let v: Option<f64> = Option::deserialize(d)?;
-        Ok(v.filter(|s| s.is_finite() && *s >= 0.0).map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s)))
+        Ok(v.filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s)))
     }
 }
 

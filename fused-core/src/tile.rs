@@ -39,7 +39,11 @@ impl Tile {
             return Err(bad(format!("x and y must be below 2^z = {n} at zoom {z}")));
         }
         // Both fit: z ≤ 30, so x, y < 2^30.
-        Ok(Self { x: x as u32, y: y as u32, z: z as u8 })
+        Ok(Self {
+            x: x as u32,
+            y: y as u32,
+            z: z as u8,
+        })
     }
 
     /// Number of tiles along one side at this zoom.
@@ -72,7 +76,9 @@ impl Tile {
     /// ±[`MAX_LATITUDE`]); a point on a shared edge belongs to the tile east/south of it.
     pub fn containing(lon: f64, lat: f64, z: u8) -> Result<Self> {
         if !lon.is_finite() || !lat.is_finite() {
-            return Err(Error::InvalidBounds(format!("not a finite point: ({lon}, {lat})")));
+            return Err(Error::InvalidBounds(format!(
+                "not a finite point: ({lon}, {lat})"
+            )));
         }
         let z = z.min(MAX_ZOOM);
         let (fx, fy) = lonlat_to_unit(lon, lat);
@@ -85,7 +91,11 @@ impl Tile {
 
     /// The parent tile one zoom up, or `None` at zoom 0.
     pub fn parent(self) -> Option<Self> {
-        (self.z > 0).then(|| Self { x: self.x / 2, y: self.y / 2, z: self.z - 1 })
+        (self.z > 0).then(|| Self {
+            x: self.x / 2,
+            y: self.y / 2,
+            z: self.z - 1,
+        })
     }
 
     /// The four children one zoom down, or `None` at the deepest zoom.
@@ -96,7 +106,11 @@ impl Tile {
                 Self { x, y, z },
                 Self { x: x + 1, y, z },
                 Self { x, y: y + 1, z },
-                Self { x: x + 1, y: y + 1, z },
+                Self {
+                    x: x + 1,
+                    y: y + 1,
+                    z,
+                },
             ]
         })
     }
@@ -128,18 +142,29 @@ impl Bounds {
     /// A checked box: finite numbers, `south ≤ north`, latitudes within ±90, longitudes within
     /// ±180 (a box crossing the antimeridian has `west > east`).
     pub fn new(west: f64, south: f64, east: f64, north: f64) -> Result<Self> {
-        let b = Self { west, south, east, north };
+        let b = Self {
+            west,
+            south,
+            east,
+            north,
+        };
         if ![west, south, east, north].iter().all(|v| v.is_finite()) {
-            return Err(Error::InvalidBounds(format!("{b}: all four numbers must be finite")));
+            return Err(Error::InvalidBounds(format!(
+                "{b}: all four numbers must be finite"
+            )));
         }
         if south > north {
             return Err(Error::InvalidBounds(format!("{b}: south is above north")));
         }
         if !(-90.0..=90.0).contains(&south) || !(-90.0..=90.0).contains(&north) {
-            return Err(Error::InvalidBounds(format!("{b}: latitudes must be within ±90")));
+            return Err(Error::InvalidBounds(format!(
+                "{b}: latitudes must be within ±90"
+            )));
         }
         if !(-180.0..=180.0).contains(&west) || !(-180.0..=180.0).contains(&east) {
-            return Err(Error::InvalidBounds(format!("{b}: longitudes must be within ±180")));
+            return Err(Error::InvalidBounds(format!(
+                "{b}: longitudes must be within ±180"
+            )));
         }
         Ok(b)
     }
@@ -195,7 +220,11 @@ impl From<Bounds> for [f64; 4] {
 
 impl fmt::Display for Bounds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}, {}, {}, {}]", self.west, self.south, self.east, self.north)
+        write!(
+            f,
+            "[{}, {}, {}, {}]",
+            self.west, self.south, self.east, self.north
+        )
     }
 }
 
@@ -254,7 +283,10 @@ mod tests {
     fn matches_mercantile() {
         // mercantile.bounds(1, 2, 3), as observed from the Python SDK.
         let b = Tile::new(1, 2, 3).unwrap().bounds();
-        assert_eq!(b.to_array(), [-135.0, 40.97989806962013, -90.0, 66.51326044311186]);
+        assert_eq!(
+            b.to_array(),
+            [-135.0, 40.97989806962013, -90.0, 66.51326044311186]
+        );
         let w = Tile::new(0, 0, 0).unwrap().bounds();
         assert!((w.north - MAX_LATITUDE).abs() < 1e-9 && (w.south + MAX_LATITUDE).abs() < 1e-9);
     }
@@ -286,7 +318,9 @@ mod tests {
         assert!((lon - 12.5).abs() < 1e-9 && (lat - 41.9).abs() < 1e-9);
         let t = Tile::new(0, 0, 1).unwrap();
         let m = t.mercator_bounds();
-        assert!((m[0] + MERCATOR_HALF_WIDTH).abs() < 1e-6 && (m[3] - MERCATOR_HALF_WIDTH).abs() < 1e-6);
+        assert!(
+            (m[0] + MERCATOR_HALF_WIDTH).abs() < 1e-6 && (m[3] - MERCATOR_HALF_WIDTH).abs() < 1e-6
+        );
         assert!(m[1].abs() < 1e-6 && m[2].abs() < 1e-6);
     }
 

@@ -32,7 +32,9 @@ impl Body {
     }
 
     /// A body streamed in chunks.
-    pub fn from_stream(s: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static) -> Self {
+    pub fn from_stream(
+        s: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    ) -> Self {
         Self(Inner::Stream(s.boxed()))
     }
 
@@ -48,7 +50,10 @@ impl Body {
     pub async fn collect(self, limit: usize) -> Result<Bytes> {
         match self.0 {
             Inner::Full(b) if b.len() <= limit => Ok(b),
-            Inner::Full(b) => Err(Error::Transport(format!("body of {} bytes exceeds {limit}", b.len()))),
+            Inner::Full(b) => Err(Error::Transport(format!(
+                "body of {} bytes exceeds {limit}",
+                b.len()
+            ))),
             Inner::Stream(mut s) => {
                 let mut buf = BytesMut::new();
                 while let Some(chunk) = s.next().await {

@@ -40,7 +40,7 @@ pub enum ApiError {
         /// The failure.
         failure: UdfFailure,
         /// Metadata with the run's logs.
-        metadata: RunMetadata,
+        metadata: Box<RunMetadata>,
     },
     /// 500: something broke on the server.
     Internal(String),
@@ -58,9 +58,10 @@ impl From<fused_core::Error> for ApiError {
         match e {
             E::Param(p) => ApiError::Param(p),
             E::UnknownUdf(n) => ApiError::NotFound(format!("no UDF named {n}")),
-            E::InvalidTile { .. } | E::InvalidBounds(_) | E::InvalidMaxAge { .. } | E::Format(_) => {
-                ApiError::BadRequest(e.to_string())
-            }
+            E::InvalidTile { .. }
+            | E::InvalidBounds(_)
+            | E::InvalidMaxAge { .. }
+            | E::Format(_) => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -81,11 +82,17 @@ impl ApiError {
                 let failure = UdfFailure::runtime("ValueError", p.to_string());
                 let mut metadata = RunMetadata::default();
                 metadata.set_failure(&failure);
-                ApiError::Udf { failure, metadata }.parts()
+                ApiError::Udf {
+                    failure,
+                    metadata: Box::new(metadata),
+                }
+                .parts()
             }
-            ApiError::Udf { failure, metadata } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, Some(metadata.to_header_value()), body(&failure.to_string()))
-            }
+            ApiError::Udf { failure, metadata } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(metadata.to_header_value()),
+                body(&failure.to_string()),
+            ),
         }
     }
 }
@@ -93,7 +100,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, metadata, body) = self.parts();
-        let mut r = (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+        let mut r = (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response();
         if let Some(v) = metadata.and_then(|m| HeaderValue::from_str(&m).ok()) {
             r.headers_mut().insert("x-fused-metadata", v);
         }

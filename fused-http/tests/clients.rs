@@ -1,6 +1,8 @@
 //! The client side: `RemoteExecutor` over `InProcessTransport`, and `HttpTransport` over a real
 //! socket.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;
@@ -13,28 +15,65 @@ use fused_http::{HttpTransport, RemoteExecutor};
 #[tokio::test]
 async fn remote_executor_decodes_outputs_and_failures() {
     let s = TestServer::new();
-    let ex = RemoteExecutor::new(Arc::new(s.transport.clone()), "http://test/v1/realtime-shared");
+    let ex = RemoteExecutor::new(
+        Arc::new(s.transport.clone()),
+        "http://test/v1/realtime-shared",
+    );
     let token = s.token();
 
-    let r = ex.execute(UdfCall::new(token.as_str(), Args::new().with("n", 4).with("text", "rt"))).await.unwrap();
+    let r = ex
+        .execute(UdfCall::new(
+            token.as_str(),
+            Args::new().with("n", 4).with("text", "rt"),
+        ))
+        .await
+        .unwrap();
     let table = r.output.unwrap();
     assert_eq!(table.as_table().unwrap().num_rows(), 4);
     assert_eq!(r.logs.stdout, "echo n=4 mode=ok\n");
 
-    let call = UdfCall::new(token.as_str(), Args::new().with("mode", "json")).with_tile(Tile::new(0, 0, 1).unwrap());
+    let call = UdfCall::new(token.as_str(), Args::new().with("mode", "json"))
+        .with_tile(Tile::new(0, 0, 1).unwrap());
     let out = ex.execute(call).await.unwrap().output.unwrap();
-    let Output::Json(v) = out else { panic!("expected JSON") };
+    let Output::Json(v) = out else {
+        panic!("expected JSON")
+    };
     assert_eq!(v["bounds"][0], -180.0);
 
-    let out = ex.execute(UdfCall::new(token.as_str(), Args::new().with("mode", "raster"))).await.unwrap().output.unwrap();
+    let out = ex
+        .execute(UdfCall::new(
+            token.as_str(),
+            Args::new().with("mode", "raster"),
+        ))
+        .await
+        .unwrap()
+        .output
+        .unwrap();
     assert_eq!(out.as_raster().unwrap().shape(), [1, 2, 2]);
 
-    let f = ex.execute(UdfCall::new(token.as_str(), Args::new().with("mode", "error"))).await.unwrap().output.unwrap_err();
-    assert_eq!((f.kind, f.class.as_str()), (FailureKind::Runtime, "ValueError"));
+    let f = ex
+        .execute(UdfCall::new(
+            token.as_str(),
+            Args::new().with("mode", "error"),
+        ))
+        .await
+        .unwrap()
+        .output
+        .unwrap_err();
+    assert_eq!(
+        (f.kind, f.class.as_str()),
+        (FailureKind::Runtime, "ValueError")
+    );
 
-    let e = ex.execute(UdfCall::new("fsh_nope", Args::new())).await.unwrap_err();
+    let e = ex
+        .execute(UdfCall::new("fsh_nope", Args::new()))
+        .await
+        .unwrap_err();
     assert!(matches!(e, fused_core::Error::UnknownUdf(_)), "{e}");
-    let e = ex.execute(UdfCall::new("echo", Args::new())).await.unwrap_err();
+    let e = ex
+        .execute(UdfCall::new("echo", Args::new()))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("shared tokens"), "{e}");
 }
 
@@ -47,15 +86,30 @@ async fn http_transport_over_a_socket_and_retries_on_refused_connections() {
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     let http = HttpTransport::new(Duration::from_secs(5), 2, Duration::from_millis(10)).unwrap();
-    let ex = RemoteExecutor::new(Arc::new(http.clone()), format!("http://{addr}/v1/realtime-shared"));
-    let r = ex.execute(UdfCall::new(s.token().as_str(), Args::new().with("n", 2))).await.unwrap();
+    let ex = RemoteExecutor::new(
+        Arc::new(http.clone()),
+        format!("http://{addr}/v1/realtime-shared"),
+    );
+    let r = ex
+        .execute(UdfCall::new(s.token().as_str(), Args::new().with("n", 2)))
+        .await
+        .unwrap();
     assert_eq!(r.output.unwrap().as_table().unwrap().num_rows(), 2);
 
     // Nothing listens here: retried, then a transport error that says so.
-    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let req = http::Request::get(format!("http://{dead}/v1/health")).body(fused_core::Body::empty()).unwrap();
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let req = http::Request::get(format!("http://{dead}/v1/health"))
+        .body(fused_core::Body::empty())
+        .unwrap();
     let started = std::time::Instant::now();
     let e = http.send(req).await.unwrap_err();
     assert!(matches!(e, fused_core::Error::Transport(_)), "{e}");
-    assert!(started.elapsed() >= Duration::from_millis(10), "it retried with a delay");
+    assert!(
+        started.elapsed() >= Duration::from_millis(10),
+        "it retried with a delay"
+    );
 }

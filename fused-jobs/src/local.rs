@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use fused_core::{
-    CacheStatus, Error, Executor, Result, RunContext, RunResult, UdfCall, UdfFailure, UdfRef, UdfRegistry,
+    CacheStatus, Error, Executor, Result, RunContext, RunResult, UdfCall, UdfFailure, UdfRef,
+    UdfRegistry,
 };
 use tokio::sync::Semaphore;
 
@@ -29,7 +30,12 @@ pub struct LocalExecutor {
 impl LocalExecutor {
     /// An executor for the UDFs of `registry`, with the default timeout and 256 concurrent calls.
     pub fn new(registry: Arc<UdfRegistry>) -> Self {
-        Self { registry, timeout: DEFAULT_TIMEOUT, limit: Arc::new(Semaphore::new(256)), max_recursion: 5 }
+        Self {
+            registry,
+            timeout: DEFAULT_TIMEOUT,
+            limit: Arc::new(Semaphore::new(256)),
+            max_recursion: 5,
+        }
     }
 
     /// Sets the timeout used when a call has none.
@@ -87,24 +93,46 @@ impl Executor for LocalExecutor {
             )));
         }
         let bound = udf.bind(&call.args, call.tile)?;
-        let ctx = RunContext::new(uuid::Uuid::new_v4().to_string(), udf.name(), call.tile, call.recursion);
+        let ctx = RunContext::new(
+            uuid::Uuid::new_v4().to_string(),
+            udf.name(),
+            call.tile,
+            call.recursion,
+        );
         for name in &bound.ignored {
-            ctx.eprint(format!("warning: {} has no parameter `{name}`; the argument was ignored", udf.name()));
+            ctx.eprint(format!(
+                "warning: {} has no parameter `{name}`; the argument was ignored",
+                udf.name()
+            ));
         }
         let timeout = call.timeout.unwrap_or(self.timeout);
-        let _permit = self.limit.acquire().await.map_err(|_| Error::InvalidUdf("executor closed".into()))?;
+        let _permit = self
+            .limit
+            .acquire()
+            .await
+            .map_err(|_| Error::InvalidUdf("executor closed".into()))?;
         let task = tokio::spawn(udf.invoke(ctx.clone(), bound));
         let abort = task.abort_handle();
         let output = match tokio::time::timeout(timeout, task).await {
             Ok(Ok(result)) => result,
-            Ok(Err(join)) if join.is_panic() => Err(UdfFailure::panic(panic_message(join.into_panic()))),
-            Ok(Err(_)) => Err(UdfFailure::runtime("CancelledError", "the UDF task was cancelled")),
+            Ok(Err(join)) if join.is_panic() => {
+                Err(UdfFailure::panic(panic_message(join.into_panic())))
+            }
+            Ok(Err(_)) => Err(UdfFailure::runtime(
+                "CancelledError",
+                "the UDF task was cancelled",
+            )),
             Err(_) => {
                 abort.abort();
                 Err(UdfFailure::timeout(timeout))
             }
         };
-        Ok(RunResult { output, logs: ctx.logs(), elapsed: started.elapsed(), cache: CacheStatus::Disabled })
+        Ok(RunResult {
+            output,
+            logs: ctx.logs(),
+            elapsed: started.elapsed(),
+            cache: CacheStatus::Disabled,
+        })
     }
 }
 
@@ -146,7 +174,10 @@ mod tests {
         let ex = LocalExecutor::new(registry()).with_timeout(Duration::from_millis(100));
         let r = ex.execute(call("panic")).await.unwrap();
         let f = r.output.unwrap_err();
-        assert_eq!((f.kind, f.message.as_str()), (FailureKind::Panic, "boom 42"));
+        assert_eq!(
+            (f.kind, f.message.as_str()),
+            (FailureKind::Panic, "boom 42")
+        );
         assert_eq!(r.logs.stdout, "mode=panic\n");
 
         let t0 = Instant::now();
@@ -155,7 +186,10 @@ mod tests {
         assert!(t0.elapsed() < Duration::from_secs(5));
 
         let f = ex.execute(call("error")).await.unwrap().output.unwrap_err();
-        assert_eq!((f.class.as_str(), f.message.as_str()), ("ValueError", "bad mode"));
+        assert_eq!(
+            (f.class.as_str(), f.message.as_str()),
+            ("ValueError", "bad mode")
+        );
 
         // And the executor keeps serving.
         let ok = ex.execute(call("fine")).await.unwrap().output.unwrap();
@@ -165,12 +199,31 @@ mod tests {
     #[tokio::test]
     async fn call_errors() {
         let ex = LocalExecutor::new(registry());
-        assert!(matches!(ex.execute(UdfCall::new("nope", Args::new())).await, Err(Error::UnknownUdf(_))));
-        let e = ex.execute(UdfCall::new("t", Args::new())).await.unwrap_err();
-        assert!(e.to_string().contains("parameter `mode` is required"), "{e}");
-        assert!(ex.execute(UdfCall::new("fsh_abc", Args::new())).await.is_err());
+        assert!(matches!(
+            ex.execute(UdfCall::new("nope", Args::new())).await,
+            Err(Error::UnknownUdf(_))
+        ));
+        let e = ex
+            .execute(UdfCall::new("t", Args::new()))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("parameter `mode` is required"),
+            "{e}"
+        );
+        assert!(
+            ex.execute(UdfCall::new("fsh_abc", Args::new()))
+                .await
+                .is_err()
+        );
         let mut deep = call("fine");
         deep.recursion = 6;
-        assert!(ex.execute(deep).await.unwrap_err().to_string().contains("recursion"));
+        assert!(
+            ex.execute(deep)
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("recursion")
+        );
     }
 }

@@ -31,9 +31,10 @@ pub use error::{Error, Result};
 pub use local::{LocalEngine, run, run_call};
 
 pub use fused_core::{
-    Args, Bounds, Cache, CacheStatus, Crs, Encoded, Executor, FailureKind, Format, FormatPrefs, Logs, MaxAge,
-    Options, Output, ParamKind, ParamSchema, Raster, RasterData, RunContext, RunMetadata, RunResult, Storage,
-    Table, Tile, Transport, Udf, UdfCall, UdfError, UdfFailure, UdfMeta, UdfRef, UdfRegistry, encode, schemars,
+    Args, Bounds, Cache, CacheStatus, Crs, Encoded, Executor, FailureKind, Format, FormatPrefs,
+    Logs, MaxAge, Options, Output, ParamKind, ParamSchema, Raster, RasterData, RunContext,
+    RunMetadata, RunResult, Storage, Table, Tile, Transport, Udf, UdfCall, UdfError, UdfFailure,
+    UdfMeta, UdfRef, UdfRegistry, encode, schemars,
 };
 
 /// The crates behind this facade, for what it does not re-export.

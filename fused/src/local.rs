@@ -22,7 +22,11 @@ pub struct LocalEngine {
 
 impl Default for LocalEngine {
     fn default() -> Self {
-        Self::new(Arc::new(UdfRegistry::new()), DEFAULT_CACHE_BYTES, fused_jobs::DEFAULT_TIMEOUT)
+        Self::new(
+            Arc::new(UdfRegistry::new()),
+            DEFAULT_CACHE_BYTES,
+            fused_jobs::DEFAULT_TIMEOUT,
+        )
     }
 }
 

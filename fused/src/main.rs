@@ -9,8 +9,9 @@ fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,fused=info,fused_http=info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,fused=info,fused_http=info")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -26,7 +27,9 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             match e {
-                fused::Error::Usage(_) | fused::Error::Core(fused_core::Error::Param(_)) => std::process::ExitCode::from(2),
+                fused::Error::Usage(_) | fused::Error::Core(fused_core::Error::Param(_)) => {
+                    std::process::ExitCode::from(2)
+                }
                 _ => std::process::ExitCode::FAILURE,
             }
         }

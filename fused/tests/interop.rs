@@ -2,6 +2,8 @@
 //! geopandas, run from the virtualenv that `cargo xtask test` creates under `target/py`, against
 //! the real `fused serve` binary.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -40,7 +42,11 @@ impl Server {
     fn start() -> Self {
         let data = tempfile::tempdir().unwrap();
         std::fs::write(data.path().join("server.key"), hex(&SECRET)).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_fused"))
             .args(["serve", "--port", &port.to_string(), "--data-dir"])
             .arg(data.path())
@@ -51,7 +57,10 @@ impl Server {
         // The banner's first line says where it serves.
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
-        assert!(first.contains(&format!(":{port}/v1")), "unexpected banner: {first}");
+        assert!(
+            first.contains(&format!(":{port}/v1")),
+            "unexpected banner: {first}"
+        );
         // Keep draining the banner so the server never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -60,7 +69,11 @@ impl Server {
             assert!(Instant::now() < deadline, "server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child, addr, _data: data }
+        Self {
+            child,
+            addr,
+            _data: data,
+        }
     }
 
     fn base(&self) -> String {
@@ -83,12 +96,17 @@ fn hex(b: &[u8]) -> String {
 fn run_python(script: &str, server: Option<&Server>, extra: &[(&str, String)]) {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(python());
-    cmd.arg(workspace().join("tests/interop").join(script)).env("HOME", home.path()).env("PYTHONUNBUFFERED", "1");
+    cmd.arg(workspace().join("tests/interop").join(script))
+        .env("HOME", home.path())
+        .env("PYTHONUNBUFFERED", "1");
     if let Some(s) = server {
         let tokens = SharedTokens::new(SECRET);
         cmd.env("FUSED_TEST_BASE_URL", s.base());
         for name in ["hello", "vector_tile", "raster_tile"] {
-            cmd.env(format!("FUSED_TEST_TOKEN_{}", name.to_uppercase()), tokens.token_for(name));
+            cmd.env(
+                format!("FUSED_TEST_TOKEN_{}", name.to_uppercase()),
+                tokens.token_for(name),
+            );
         }
     }
     for (k, v) in extra {
@@ -101,7 +119,10 @@ fn run_python(script: &str, server: Option<&Server>, extra: &[(&str, String)]) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{script} failed:\n{text}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ALL OK"), "{script} did not finish:\n{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ALL OK"),
+        "{script} did not finish:\n{text}"
+    );
 }
 
 #[test]
@@ -121,13 +142,25 @@ fn pyarrow_and_geopandas_read_our_files() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cells.parquet");
     let status = Command::new(env!("CARGO_BIN_EXE_fused"))
-        .args(["run", "vector_tile", "--tile", "3/4/2", "--param", "cells=5", "--output"])
+        .args([
+            "run",
+            "vector_tile",
+            "--tile",
+            "3/4/2",
+            "--param",
+            "cells=5",
+            "--output",
+        ])
         .arg(&out)
         .status()
         .unwrap();
     assert!(status.success());
     let s = Server::start();
-    run_python("read_parquet.py", Some(&s), &[("FUSED_TEST_PARQUET", out.display().to_string())]);
+    run_python(
+        "read_parquet.py",
+        Some(&s),
+        &[("FUSED_TEST_PARQUET", out.display().to_string())],
+    );
 }
 
 #[test]
@@ -136,16 +169,25 @@ fn the_run_command_reports_bad_input() {
     let run = |args: &[&str]| Command::new(bin).args(args).output().unwrap();
     let o = run(&["run", "nope"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("available: hello"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("available: hello"),
+        "{o:?}"
+    );
     let o = run(&["run", "vector_tile", "--param", "cells=many"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("parameter `cells`"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("parameter `cells`"),
+        "{o:?}"
+    );
     let o = run(&["run", "vector_tile", "--tile", "31/0/0"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stderr).contains("zoom"), "{o:?}");
     let o = run(&["run", "hello", "--param", "name="]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("ValueError: name must not be empty"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("ValueError: name must not be empty"),
+        "{o:?}"
+    );
     let o = run(&["run", "hello", "--param", "name=CLI", "--format", "json"]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -25,7 +25,10 @@ impl Drop for Proc {
 }
 
 fn free_port() -> Result<u16, String> {
-    Ok(TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port())
+    Ok(TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port())
 }
 
 fn wait_for(port: u16) -> Result<(), String> {
@@ -77,14 +80,25 @@ fn wrk(url: &str, headers: &[&str], secs: u64) -> Result<Load, String> {
     }
     let out = cmd.arg(url).output().map_err(|e| format!("wrk: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut load = Load { rps: 0.0, p50_ms: f64::NAN, p99_ms: f64::NAN, errors: 0 };
+    let mut load = Load {
+        rps: 0.0,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+        errors: 0,
+    };
     for line in text.lines().map(str::trim) {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("Requests/sec:"), Some(v)) => load.rps = v.parse().unwrap_or(0.0),
             (Some("50%"), Some(v)) => load.p50_ms = parse_ms(v).unwrap_or(f64::NAN),
             (Some("99%"), Some(v)) => load.p99_ms = parse_ms(v).unwrap_or(f64::NAN),
-            (Some("Non-2xx"), _) => load.errors += line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0),
+            (Some("Non-2xx"), _) => {
+                load.errors += line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            }
             (Some("Socket"), _) => load.errors += 1,
             _ => {}
         }
@@ -97,7 +111,9 @@ fn wrk(url: &str, headers: &[&str], secs: u64) -> Result<Load, String> {
 
 fn serve(args: &[String]) -> Result<(), String> {
     let secs: u64 = match args {
-        [flag, s] if flag == "--duration" => s.parse().map_err(|_| format!("bad duration {s:?}"))?,
+        [flag, s] if flag == "--duration" => {
+            s.parse().map_err(|_| format!("bad duration {s:?}"))?
+        }
         [] => 10,
         _ => return Err("usage: cargo xtask bench serve [--duration SECS]".into()),
     };
@@ -126,9 +142,13 @@ fn serve(args: &[String]) -> Result<(), String> {
     wait_for(hello_port)?;
     wait_for(fused_port)?;
 
-    let tile = format!("http://127.0.0.1:{fused_port}/v1/realtime-shared/{token}/run/tiles/12/2200/1343?format=parquet");
+    let tile = format!(
+        "http://127.0.0.1:{fused_port}/v1/realtime-shared/{token}/run/tiles/12/2200/1343?format=parquet"
+    );
     // Warm the cache entry of the tile used by (b).
-    let _ = Command::new("curl").args(["-s", "-o", "/dev/null", &tile]).status();
+    let _ = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", &tile])
+        .status();
     eprintln!("xtask: measuring, {secs} s per case");
     let a = wrk(&format!("http://127.0.0.1:{hello_port}/"), &[], secs)?;
     let b = wrk(&tile, &[], secs)?;
@@ -136,7 +156,10 @@ fn serve(args: &[String]) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&data);
 
     let cpu = cpu_model();
-    println!("\nbench serve — wrk -t2 -c64 -d{secs}s, loopback, {cpu}, {} cores", num_cores());
+    println!(
+        "\nbench serve — wrk -t2 -c64 -d{secs}s, loopback, {cpu}, {} cores",
+        num_cores()
+    );
     println!("| case | requests/s | p50 | p99 | vs hello-world | errors |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, l) in [
@@ -167,12 +190,10 @@ fn read_token(child: &mut Child, udf: &str) -> Result<String, String> {
         let t = line.trim();
         if t.starts_with(udf) {
             in_udf = true;
-        } else if in_udf {
-            if let Some(tok) = t.strip_prefix("token: ") {
-                let tok = tok.to_owned();
-                std::thread::spawn(move || lines.for_each(drop));
-                return Ok(tok);
-            }
+        } else if let Some(tok) = t.strip_prefix("token: ").filter(|_| in_udf) {
+            let tok = tok.to_owned();
+            std::thread::spawn(move || lines.for_each(drop));
+            return Ok(tok);
         }
     }
     Err(format!("the server printed no token for {udf}"))
@@ -181,11 +202,16 @@ fn read_token(child: &mut Child, udf: &str) -> Result<String, String> {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
 fn num_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
-

@@ -8,7 +8,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
         axum::serve(listener, app).await.map_err(|e| e.to_string())
     })
 }

@@ -11,19 +11,35 @@ pub(crate) fn ensure() -> Result<PathBuf, String> {
     let venv = root().join("target/py");
     let python = venv.join("bin/python");
     let req = root().join("tests/interop/requirements.txt");
-    let wanted = std::fs::read_to_string(&req).map_err(|e| format!("reading {}: {e}", req.display()))?;
+    let wanted =
+        std::fs::read_to_string(&req).map_err(|e| format!("reading {}: {e}", req.display()))?;
     let stamp = venv.join(".requirements");
     if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(python);
     }
     let base = std::env::var("FUSED_PYTHON").unwrap_or_else(|_| "python3".into());
-    eprintln!("xtask: creating the Python test environment in {} (once; about a minute)", venv.display());
+    eprintln!(
+        "xtask: creating the Python test environment in {} (once; about a minute)",
+        venv.display()
+    );
     if venv.exists() {
         std::fs::remove_dir_all(&venv).map_err(|e| format!("removing {}: {e}", venv.display()))?;
     }
-    sh(Command::new(&base).args(["-m", "venv"]).arg(&venv))
-        .map_err(|e| format!("{e}\n(is Python 3.10+ with the venv module installed? set FUSED_PYTHON to choose one)"))?;
-    sh(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&req))?;
+    sh(Command::new(&base).args(["-m", "venv"]).arg(&venv)).map_err(|e| {
+        format!(
+            "{e}\n(is Python 3.10+ with the venv module installed? set FUSED_PYTHON to choose one)"
+        )
+    })?;
+    sh(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&req))?;
     std::fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
     Ok(python)
 }

@@ -57,7 +57,10 @@ pub fn encode_output(o: &Output) -> Result<Bytes> {
             out[4] = b'T';
             let mut md: HashMap<String, String> = t.schema().metadata().clone();
             if let Some(g) = t.geometry() {
-                md.insert(GEOMETRY_KEY.into(), json!({"name": g.name, "crs": g.crs.to_string()}).to_string());
+                md.insert(
+                    GEOMETRY_KEY.into(),
+                    json!({"name": g.name, "crs": g.crs.to_string()}).to_string(),
+                );
             }
             let schema = Arc::new(Schema::new_with_metadata(t.schema().fields().clone(), md));
             let mut ipc = Vec::new();
@@ -137,7 +140,12 @@ pub fn decode_output(bytes: &Bytes) -> Result<Output> {
             let clean = Arc::new(Schema::new_with_metadata(schema.fields().clone(), md));
             let batches = batches
                 .into_iter()
-                .map(|b| arrow::record_batch::RecordBatch::try_new(Arc::clone(&clean), b.columns().to_vec()))
+                .map(|b| {
+                    arrow::record_batch::RecordBatch::try_new(
+                        Arc::clone(&clean),
+                        b.columns().to_vec(),
+                    )
+                })
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             Ok(Output::Table(Table::from_parts(clean, batches, geometry)))
         }
@@ -148,7 +156,12 @@ pub fn decode_output(bytes: &Bytes) -> Result<Output> {
                 .as_str()
                 .and_then(SampleType::from_numpy_descr)
                 .ok_or_else(|| bad("dtype"))?;
-            let mut r = Raster::new(shape[0], shape[1], shape[2], RasterData::from_le_bytes(t, rest)?)?;
+            let mut r = Raster::new(
+                shape[0],
+                shape[1],
+                shape[2],
+                RasterData::from_le_bytes(t, rest)?,
+            )?;
             if let Some(a) = header["bounds"].as_array() {
                 let v: Vec<f64> = a.iter().filter_map(Value::as_f64).collect();
                 if let [w, s, e, n] = v[..] {
@@ -162,8 +175,13 @@ pub fn decode_output(bytes: &Bytes) -> Result<Output> {
         }
         b'J' => Ok(Output::Json(serde_json::from_slice(rest)?)),
         b'B' => {
-            let ct = std::str::from_utf8(take_block(&mut rest)?).map_err(|_| bad("content type"))?.to_owned();
-            Ok(Output::Bytes { content_type: ct, data: bytes.slice(bytes.len() - rest.len()..) })
+            let ct = std::str::from_utf8(take_block(&mut rest)?)
+                .map_err(|_| bad("content type"))?
+                .to_owned();
+            Ok(Output::Bytes {
+                content_type: ct,
+                data: bytes.slice(bytes.len() - rest.len()..),
+            })
         }
         b'E' if rest.is_empty() => Ok(Output::Empty),
         _ => Err(bad("unknown kind")),
@@ -183,13 +201,25 @@ mod tests {
             Field::new("geometry", DataType::Binary, true),
         ]));
         let mut pt = Vec::new();
-        wkb::writer::write_geometry(&mut pt, &geo_types::Point::new(1.0, 2.0), &Default::default()).unwrap();
-        let b = RecordBatch::try_new(
-            schema,
-            vec![Arc::new(Int32Array::from(vec![7])), Arc::new(BinaryArray::from(vec![Some(pt.as_slice())]))],
+        wkb::writer::write_geometry(
+            &mut pt,
+            &geo_types::Point::new(1.0, 2.0),
+            &Default::default(),
         )
         .unwrap();
-        Output::Table(Table::from_batch(b).with_geometry("geometry", Crs::WGS84).unwrap())
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![7])),
+                Arc::new(BinaryArray::from(vec![Some(pt.as_slice())])),
+            ],
+        )
+        .unwrap();
+        Output::Table(
+            Table::from_batch(b)
+                .with_geometry("geometry", Crs::WGS84)
+                .unwrap(),
+        )
     }
 
     #[test]

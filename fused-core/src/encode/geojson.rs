@@ -12,20 +12,22 @@ use crate::output::{Crs, Table};
 ///
 /// GeoJSON is lon/lat (EPSG:4326); a table in another CRS is refused rather than mislabelled.
 pub fn table_to_geojson(table: &Table) -> Result<Value> {
-    if let Some(g) = table.geometry() {
-        if g.crs != Crs::WGS84 {
-            return Err(Error::Encode(format!(
-                "GeoJSON is lon/lat (EPSG:4326), but the geometry is in {}; reproject first or use parquet",
-                g.crs
-            )));
-        }
+    if let Some(g) = table.geometry()
+        && g.crs != Crs::WGS84
+    {
+        return Err(Error::Encode(format!(
+            "GeoJSON is lon/lat (EPSG:4326), but the geometry is in {}; reproject first or use parquet",
+            g.crs
+        )));
     }
     let geoms = table.wkb_rows();
     let props = records(table, true)?;
     let mut features = Vec::with_capacity(props.len());
     for (row, p) in props.into_iter().enumerate() {
         let geometry = match geoms.get(row).copied().flatten() {
-            Some(wkb) => to_geojson(&read_wkb(wkb).map_err(|e| Error::Encode(format!("row {row}: {e}")))?),
+            Some(wkb) => {
+                to_geojson(&read_wkb(wkb).map_err(|e| Error::Encode(format!("row {row}: {e}")))?)
+            }
             None => Value::Null,
         };
         let properties = match p {

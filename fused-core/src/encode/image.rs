@@ -12,7 +12,9 @@ use crate::output::{Raster, RasterData};
 pub(crate) fn png_compatible(r: &Raster) -> std::result::Result<(), String> {
     match (r.data(), r.bands()) {
         (RasterData::U8(_) | RasterData::U16(_), 1..=4) => Ok(()),
-        (RasterData::U8(_) | RasterData::U16(_), n) => Err(format!("PNG holds 1 to 4 bands, not {n}")),
+        (RasterData::U8(_) | RasterData::U16(_), n) => {
+            Err(format!("PNG holds 1 to 4 bands, not {n}"))
+        }
         (d, _) => Err(format!(
             "PNG holds 8- or 16-bit unsigned samples, not {:?}; scale to u8 or use tiff/npy",
             d.sample_type()
@@ -41,7 +43,11 @@ pub(crate) fn encode_png(r: &Raster) -> Result<Vec<u8>> {
     let too_big = || Error::Encode(format!("raster of {w}×{h} is too large for PNG"));
     let mut buf = Vec::new();
     {
-        let mut enc = png::Encoder::new(&mut buf, u32::try_from(w).map_err(|_| too_big())?, u32::try_from(h).map_err(|_| too_big())?);
+        let mut enc = png::Encoder::new(
+            &mut buf,
+            u32::try_from(w).map_err(|_| too_big())?,
+            u32::try_from(h).map_err(|_| too_big())?,
+        );
         enc.set_color(match bands {
             1 => png::ColorType::Grayscale,
             2 => png::ColorType::GrayscaleAlpha,
@@ -57,12 +63,18 @@ pub(crate) fn encode_png(r: &Raster) -> Result<Vec<u8>> {
             }
             RasterData::U16(v) => {
                 enc.set_depth(png::BitDepth::Sixteen);
-                interleave(v, bands, pixels).into_iter().flat_map(u16::to_be_bytes).collect()
+                interleave(v, bands, pixels)
+                    .into_iter()
+                    .flat_map(u16::to_be_bytes)
+                    .collect()
             }
             _ => unreachable!("checked by png_compatible"),
         };
-        let mut w = enc.write_header().map_err(|e| Error::Encode(format!("png: {e}")))?;
-        w.write_image_data(&data).map_err(|e| Error::Encode(format!("png: {e}")))?;
+        let mut w = enc
+            .write_header()
+            .map_err(|e| Error::Encode(format!("png: {e}")))?;
+        w.write_image_data(&data)
+            .map_err(|e| Error::Encode(format!("png: {e}")))?;
         w.finish().map_err(|e| Error::Encode(format!("png: {e}")))?;
     }
     Ok(buf)
@@ -75,13 +87,21 @@ pub(crate) fn encode_tiff(r: &Raster) -> Result<Vec<u8>> {
     let (w, h, bands) = (r.width(), r.height(), r.bands());
     let (w32, h32) = match (u32::try_from(w), u32::try_from(h)) {
         (Ok(a), Ok(b)) => (a, b),
-        _ => return Err(Error::Encode(format!("raster of {w}×{h} is too large for TIFF"))),
+        _ => {
+            return Err(Error::Encode(format!(
+                "raster of {w}×{h} is too large for TIFF"
+            )));
+        }
     };
     let pixels = w * h;
     let mut buf = Cursor::new(Vec::new());
     let mut enc = TiffEncoder::new(&mut buf).map_err(tiff_err)?;
 
-    let shape = if bands == 1 { format!("[{h}, {w}]") } else { format!("[{bands}, {h}, {w}]") };
+    let shape = if bands == 1 {
+        format!("[{h}, {w}]")
+    } else {
+        format!("[{bands}, {h}, {w}]")
+    };
     let mut items = format!(
         "<GDALMetadata><Item name=\"orig_type\" domain=\"fused\">numpy.ndarray</Item>\
          <Item name=\"shape\" domain=\"fused\">{shape}</Item>"
@@ -99,22 +119,32 @@ pub(crate) fn encode_tiff(r: &Raster) -> Result<Vec<u8>> {
             let mut img = enc.new_image::<$ct>(w32, h32).map_err(tiff_err)?;
             let d = img.encoder();
             if let Some(b) = r.bounds {
-                d.write_tag(Tag::ModelPixelScaleTag, &[b.width() / w as f64, b.height() / h as f64, 0.0][..])
-                    .map_err(tiff_err)?;
-                d.write_tag(Tag::ModelTiepointTag, &[0.0, 0.0, 0.0, b.west, b.north, 0.0][..])
-                    .map_err(tiff_err)?;
+                d.write_tag(
+                    Tag::ModelPixelScaleTag,
+                    &[b.width() / w as f64, b.height() / h as f64, 0.0][..],
+                )
+                .map_err(tiff_err)?;
+                d.write_tag(
+                    Tag::ModelTiepointTag,
+                    &[0.0, 0.0, 0.0, b.west, b.north, 0.0][..],
+                )
+                .map_err(tiff_err)?;
                 // GeoKeyDirectory: version 1.1.0, 3 keys: model type geographic, raster type
                 // pixel-is-area, geographic CRS EPSG:4326.
                 d.write_tag(
                     Tag::GeoKeyDirectoryTag,
-                    &[1u16, 1, 0, 3, 1024, 0, 1, 2, 1025, 0, 1, 1, 2048, 0, 1, 4326][..],
+                    &[
+                        1u16, 1, 0, 3, 1024, 0, 1, 2, 1025, 0, 1, 1, 2048, 0, 1, 4326,
+                    ][..],
                 )
                 .map_err(tiff_err)?;
             }
             if let Some(nd) = r.nodata {
-                d.write_tag(Tag::GdalNodata, &*format!("{nd}")).map_err(tiff_err)?;
+                d.write_tag(Tag::GdalNodata, &*format!("{nd}"))
+                    .map_err(tiff_err)?;
             }
-            d.write_tag(Tag::Unknown(42112), &*items).map_err(tiff_err)?;
+            d.write_tag(Tag::Unknown(42112), &*items)
+                .map_err(tiff_err)?;
             img.write_data(&$data).map_err(tiff_err)?;
         }};
     }
@@ -136,7 +166,6 @@ pub(crate) fn encode_tiff(r: &Raster) -> Result<Vec<u8>> {
             )));
         }
     }
-    drop(enc);
     Ok(buf.into_inner())
 }
 
@@ -153,7 +182,10 @@ mod tests {
         let mut reader = dec.read_info().unwrap();
         let mut out = vec![0; reader.output_buffer_size().unwrap()];
         let info = reader.next_frame(&mut out).unwrap();
-        assert_eq!((info.width, info.height, info.color_type), (2, 2, png::ColorType::Rgb));
+        assert_eq!(
+            (info.width, info.height, info.color_type),
+            (2, 2, png::ColorType::Rgb)
+        );
         // First pixel is (band0[0], band1[0], band2[0]).
         assert_eq!(&out[..3], &[0, 4, 8]);
     }
@@ -174,7 +206,9 @@ mod tests {
         let mut d = tiff::decoder::Decoder::new(std::io::Cursor::new(bytes)).unwrap();
         assert_eq!(d.dimensions().unwrap(), (3, 2));
         match d.read_image().unwrap() {
-            tiff::decoder::DecodingResult::F32(v) => assert_eq!(v, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+            tiff::decoder::DecodingResult::F32(v) => {
+                assert_eq!(v, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+            }
             other => panic!("unexpected {other:?}"),
         }
         let scale = d.get_tag_f64_vec(Tag::ModelPixelScaleTag).unwrap();
@@ -182,6 +216,9 @@ mod tests {
         let tie = d.get_tag_f64_vec(Tag::ModelTiepointTag).unwrap();
         assert_eq!(&tie[3..5], &[10.0, 42.0]);
         let md = d.get_tag_ascii_string(Tag::Unknown(42112)).unwrap();
-        assert!(md.contains("numpy.ndarray") && md.contains("[2, 3]"), "{md}");
+        assert!(
+            md.contains("numpy.ndarray") && md.contains("[2, 3]"),
+            "{md}"
+        );
     }
 }

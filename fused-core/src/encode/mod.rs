@@ -105,7 +105,14 @@ impl Format {
     pub fn accepts(self, output: &Output) -> bool {
         match output {
             Output::Table(_) => {
-                matches!(self, Format::Parquet | Format::GeoJson | Format::Json | Format::Csv | Format::Feather)
+                matches!(
+                    self,
+                    Format::Parquet
+                        | Format::GeoJson
+                        | Format::Json
+                        | Format::Csv
+                        | Format::Feather
+                )
             }
             Output::Raster(r) => match self {
                 Format::Tiff | Format::Npy => true,
@@ -141,7 +148,11 @@ impl FromStr for Format {
         let t = s.trim().to_ascii_lowercase();
         Format::ALL
             .into_iter()
-            .find(|f| f.name() == t || (t == "tif" && *f == Format::Tiff) || (t == "arrow" && *f == Format::Feather))
+            .find(|f| {
+                f.name() == t
+                    || (t == "tif" && *f == Format::Tiff)
+                    || (t == "arrow" && *f == Format::Feather)
+            })
             .ok_or_else(|| {
                 Error::Format(format!(
                     "unknown format {s:?}; this server encodes {}",
@@ -176,7 +187,11 @@ impl FormatPrefs {
     /// Preferences from the SDK's deprecated `dtype_out_raster` / `dtype_out_vector` pair
     /// (raster first, as the SDK orders them).
     pub fn from_legacy(raster: Option<&str>, vector: Option<&str>) -> Self {
-        let list = [raster, vector].into_iter().flatten().collect::<Vec<_>>().join(",");
+        let list = [raster, vector]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(",");
         Self::parse(&list)
     }
 
@@ -205,7 +220,11 @@ impl FormatPrefs {
             .map(|f| f.name().to_owned())
             .chain(self.unknown.iter().cloned())
             .collect();
-        let fits: Vec<&str> = Format::ALL.iter().filter(|f| f.accepts(output)).map(|f| f.name()).collect();
+        let fits: Vec<&str> = Format::ALL
+            .iter()
+            .filter(|f| f.accepts(output))
+            .map(|f| f.name())
+            .collect();
         let why = match output {
             Output::Raster(r) => image::png_compatible(r)
                 .err()
@@ -235,12 +254,19 @@ pub struct Encoded {
 ///
 /// `Bytes` outputs keep their own content type whatever the format; `Empty` is an empty body.
 pub fn encode(output: &Output, format: Format) -> Result<Encoded> {
-    let ct = |body: Vec<u8>| Encoded { content_type: format.content_type().to_owned(), body: body.into() };
+    let ct = |body: Vec<u8>| Encoded {
+        content_type: format.content_type().to_owned(),
+        body: body.into(),
+    };
     match (output, format) {
-        (Output::Bytes { content_type, data }, _) => {
-            Ok(Encoded { content_type: content_type.clone(), body: data.clone() })
-        }
-        (Output::Empty, _) => Ok(Encoded { content_type: format.content_type().to_owned(), body: Bytes::new() }),
+        (Output::Bytes { content_type, data }, _) => Ok(Encoded {
+            content_type: content_type.clone(),
+            body: data.clone(),
+        }),
+        (Output::Empty, _) => Ok(Encoded {
+            content_type: format.content_type().to_owned(),
+            body: Bytes::new(),
+        }),
         (Output::Table(t), Format::Parquet) => Ok(ct(encode_parquet(t)?)),
         (Output::Table(t), Format::GeoJson) => Ok(ct(serde_json::to_vec(&table_to_geojson(t)?)?)),
         (Output::Table(t), Format::Json) => Ok(ct(tabular::table_to_json(t)?)),
@@ -250,7 +276,10 @@ pub fn encode(output: &Output, format: Format) -> Result<Encoded> {
         (Output::Raster(r), Format::Tiff) => Ok(ct(image::encode_tiff(r)?)),
         (Output::Raster(r), Format::Npy) => Ok(ct(encode_npy(r))),
         (Output::Json(v), Format::Json) => Ok(ct(serde_json::to_vec(v)?)),
-        (o, f) => Err(Error::Format(format!("format {f} cannot encode {}", o.kind()))),
+        (o, f) => Err(Error::Format(format!(
+            "format {f} cannot encode {}",
+            o.kind()
+        ))),
     }
 }
 
@@ -285,10 +314,19 @@ mod tests {
         assert_eq!(sdk.choose(&j).unwrap(), Format::Json);
         assert_eq!(sdk.choose(&r).unwrap(), Format::Npy);
         assert_eq!(FormatPrefs::parse("").choose(&r).unwrap(), Format::Tiff);
-        assert_eq!(FormatPrefs::parse("mvt, json").choose(&j).unwrap(), Format::Json);
-        let e = FormatPrefs::parse("png,jpeg").choose(&r).unwrap_err().to_string();
+        assert_eq!(
+            FormatPrefs::parse("mvt, json").choose(&j).unwrap(),
+            Format::Json
+        );
+        let e = FormatPrefs::parse("png,jpeg")
+            .choose(&r)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("png, jpeg") && e.contains("tiff, npy"), "{e}");
-        assert_eq!(FormatPrefs::from_legacy(Some("tiff"), Some("geojson")).formats(), [Format::Tiff, Format::GeoJson]);
+        assert_eq!(
+            FormatPrefs::from_legacy(Some("tiff"), Some("geojson")).formats(),
+            [Format::Tiff, Format::GeoJson]
+        );
     }
 
     #[test]

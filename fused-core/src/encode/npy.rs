@@ -48,13 +48,19 @@ pub fn decode_npy(b: &[u8]) -> Result<Raster> {
         .ok_or_else(|| bad("truncated header"))?;
     let field = |key: &str| -> Option<&str> {
         let i = header.find(&format!("'{key}'"))? + key.len() + 2;
-        Some(header[i..].trim_start().trim_start_matches(':').trim_start())
+        Some(
+            header[i..]
+                .trim_start()
+                .trim_start_matches(':')
+                .trim_start(),
+        )
     };
     let descr = field("descr")
         .and_then(|s| s.strip_prefix('\''))
         .and_then(|s| s.split('\'').next())
         .ok_or_else(|| bad("no descr"))?;
-    let t = SampleType::from_numpy_descr(descr).ok_or_else(|| bad(&format!("unsupported dtype {descr}")))?;
+    let t = SampleType::from_numpy_descr(descr)
+        .ok_or_else(|| bad(&format!("unsupported dtype {descr}")))?;
     if field("fortran_order").is_some_and(|s| s.starts_with("True")) {
         return Err(bad("Fortran order is not supported"));
     }
@@ -72,7 +78,12 @@ pub fn decode_npy(b: &[u8]) -> Result<Raster> {
     let (bands, h, w) = match dims[..] {
         [h, w] => (1, h, w),
         [c, h, w] => (c, h, w),
-        _ => return Err(bad(&format!("expected 2 or 3 dimensions, got {}", dims.len()))),
+        _ => {
+            return Err(bad(&format!(
+                "expected 2 or 3 dimensions, got {}",
+                dims.len()
+            )));
+        }
     };
     let data = RasterData::from_le_bytes(t, &b[start + hlen..])?;
     Raster::new(bands, h, w, data)

@@ -37,7 +37,10 @@ fn projjson(crs: &Crs) -> Result<Value> {
 
 /// The CRS a PROJJSON object names, read from its `id`.
 fn crs_of_projjson(v: &Value) -> Crs {
-    match (v.pointer("/id/authority").and_then(Value::as_str), v.pointer("/id/code").and_then(Value::as_u64)) {
+    match (
+        v.pointer("/id/authority").and_then(Value::as_str),
+        v.pointer("/id/code").and_then(Value::as_u64),
+    ) {
         (Some("EPSG"), Some(code)) => Crs::Epsg(code as u32),
         _ => Crs::Other(v.to_string()),
     }
@@ -91,7 +94,10 @@ pub fn encode_parquet(table: &Table) -> Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(4096);
     let mut w = ArrowWriter::try_new(&mut buf, Arc::clone(&schema), Some(props))?;
     for b in table.batches() {
-        w.write(&RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())?)?;
+        w.write(&RecordBatch::try_new(
+            Arc::clone(&schema),
+            b.columns().to_vec(),
+        )?)?;
     }
     w.close()?;
     Ok(buf)
@@ -109,7 +115,10 @@ pub fn decode_parquet(body: Bytes) -> Result<Table> {
         .and_then(|v| serde_json::from_str::<Value>(v).ok());
     let mut md = builder.schema().metadata().clone();
     md.remove("geo");
-    let schema: SchemaRef = Arc::new(Schema::new_with_metadata(builder.schema().fields().clone(), md));
+    let schema: SchemaRef = Arc::new(Schema::new_with_metadata(
+        builder.schema().fields().clone(),
+        md,
+    ));
     let batches = builder
         .build()?
         .map(|b| b.and_then(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())))

@@ -25,7 +25,10 @@ pub(crate) fn records(table: &Table, skip_geometry: bool) -> Result<Vec<Value>> 
             None => batch.clone(),
         };
         if batch.num_columns() == 0 {
-            out.extend(std::iter::repeat_n(Value::Object(Default::default()), batch.num_rows()));
+            out.extend(std::iter::repeat_n(
+                Value::Object(Default::default()),
+                batch.num_rows(),
+            ));
             continue;
         }
         let mut w = arrow::json::ArrayWriter::new(Vec::new());
@@ -64,10 +67,8 @@ fn with_wkt(table: &Table, batch: &RecordBatch) -> Result<RecordBatch> {
     let Some(idx) = table.geometry_index() else {
         return Ok(batch.clone());
     };
-    let one = Table::from_batch(batch.clone()).with_geometry(
-        table.schema().field(idx).name(),
-        crate::output::Crs::WGS84,
-    )?;
+    let one = Table::from_batch(batch.clone())
+        .with_geometry(table.schema().field(idx).name(), crate::output::Crs::WGS84)?;
     let mut b = StringBuilder::new();
     for wkb in one.wkb_rows() {
         match wkb {
@@ -75,7 +76,12 @@ fn with_wkt(table: &Table, batch: &RecordBatch) -> Result<RecordBatch> {
             None => b.append_null(),
         }
     }
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields[idx] = Field::new(fields[idx].name(), DataType::Utf8, true);
     let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
     cols[idx] = Arc::new(b.finish());
@@ -86,9 +92,16 @@ fn with_wkt(table: &Table, batch: &RecordBatch) -> Result<RecordBatch> {
 pub(crate) fn table_to_csv(table: &Table) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     {
-        let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+        let mut w = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut buf);
         if table.batches().is_empty() {
-            let names: Vec<&str> = table.schema().fields().iter().map(|f| f.name().as_str()).collect();
+            let names: Vec<&str> = table
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
             drop(w);
             buf.extend_from_slice(names.join(",").as_bytes());
             buf.push(b'\n');

@@ -43,7 +43,10 @@ impl Output {
 
     /// Raw bytes with a content type.
     pub fn bytes(content_type: impl Into<String>, data: impl Into<Bytes>) -> Self {
-        Output::Bytes { content_type: content_type.into(), data: data.into() }
+        Output::Bytes {
+            content_type: content_type.into(),
+            data: data.into(),
+        }
     }
 
     /// A JSON value from anything serializable.

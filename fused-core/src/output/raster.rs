@@ -123,7 +123,7 @@ impl RasterData {
 
     /// Samples of type `t` from little-endian bytes.
     pub fn from_le_bytes(t: SampleType, b: &[u8]) -> Result<Self> {
-        if b.len() % t.size() != 0 {
+        if !b.len().is_multiple_of(t.size()) {
             return Err(Error::Encode(format!(
                 "{} bytes is not a whole number of {t:?} samples",
                 b.len()
@@ -174,7 +174,9 @@ impl Raster {
             .and_then(|n| n.checked_mul(width))
             .ok_or_else(|| Error::Encode("raster dimensions overflow".into()))?;
         if want == 0 {
-            return Err(Error::Encode(format!("empty raster ({bands}×{height}×{width})")));
+            return Err(Error::Encode(format!(
+                "empty raster ({bands}×{height}×{width})"
+            )));
         }
         if data.len() != want {
             return Err(Error::Encode(format!(
@@ -182,7 +184,14 @@ impl Raster {
                 data.len()
             )));
         }
-        Ok(Self { bands, height, width, data, bounds: None, nodata: None })
+        Ok(Self {
+            bands,
+            height,
+            width,
+            data,
+            bounds: None,
+            nodata: None,
+        })
     }
 
     /// Sets the bounds.

@@ -65,7 +65,11 @@ pub struct Table {
 impl Table {
     /// A table of one batch.
     pub fn from_batch(batch: RecordBatch) -> Self {
-        Self { schema: batch.schema(), batches: vec![batch], geometry: None }
+        Self {
+            schema: batch.schema(),
+            batches: vec![batch],
+            geometry: None,
+        }
     }
 
     /// A table of several batches; they must all have `schema`.
@@ -77,23 +81,31 @@ impl Table {
                 schema
             )));
         }
-        Ok(Self { schema, batches, geometry: None })
+        Ok(Self {
+            schema,
+            batches,
+            geometry: None,
+        })
     }
 
     /// Marks `name` as the geometry column, holding WKB in `crs`.
     ///
     /// The column must exist and be `Binary` or `LargeBinary`.
     pub fn with_geometry(mut self, name: &str, crs: Crs) -> Result<Self> {
-        let field = self.schema.field_with_name(name).map_err(|_| {
-            Error::Encode(format!("no column {name:?} to use as geometry"))
-        })?;
+        let field = self
+            .schema
+            .field_with_name(name)
+            .map_err(|_| Error::Encode(format!("no column {name:?} to use as geometry")))?;
         if !matches!(field.data_type(), DataType::Binary | DataType::LargeBinary) {
             return Err(Error::Encode(format!(
                 "geometry column {name:?} must hold WKB as Binary, not {}",
                 field.data_type()
             )));
         }
-        self.geometry = Some(GeometryColumn { name: name.to_owned(), crs });
+        self.geometry = Some(GeometryColumn {
+            name: name.to_owned(),
+            crs,
+        });
         Ok(self)
     }
 
@@ -151,12 +163,20 @@ impl Table {
         batches: Vec<RecordBatch>,
         geometry: Option<GeometryColumn>,
     ) -> Self {
-        Self { schema, batches, geometry }
+        Self {
+            schema,
+            batches,
+            geometry,
+        }
     }
 
     /// An empty table with the given schema.
     pub fn empty(schema: SchemaRef) -> Self {
-        Self { schema, batches: Vec::new(), geometry: None }
+        Self {
+            schema,
+            batches: Vec::new(),
+            geometry: None,
+        }
     }
 }
 

@@ -95,7 +95,8 @@ impl UdfMeta {
 
     /// Parses UDF JSON; `type` and `entrypoint` are required, as in the SDK.
     pub fn from_json(text: &str) -> crate::Result<Self> {
-        let m: Self = serde_json::from_str(text).map_err(|e| crate::Error::InvalidUdf(e.to_string()))?;
+        let m: Self =
+            serde_json::from_str(text).map_err(|e| crate::Error::InvalidUdf(e.to_string()))?;
         if m.udf_type != UDF_TYPE {
             return Err(crate::Error::InvalidUdf(format!(
                 "type must be {UDF_TYPE:?}, got {:?}",
@@ -123,7 +124,9 @@ impl UdfMeta {
 
     /// Sets a metadata value.
     pub fn set_metadata(&mut self, key: &str, value: Value) {
-        self.metadata.get_or_insert_with(Map::new).insert(key.to_owned(), value);
+        self.metadata
+            .get_or_insert_with(Map::new)
+            .insert(key.to_owned(), value);
     }
 }
 
@@ -147,7 +150,8 @@ mod tests {
 
     #[test]
     fn keeps_unknown_keys_and_requires_type() {
-        let m = UdfMeta::from_json(r#"{"type":"geopandas_v2","entrypoint":"f","future_key":[1]}"#).unwrap();
+        let m = UdfMeta::from_json(r#"{"type":"geopandas_v2","entrypoint":"f","future_key":[1]}"#)
+            .unwrap();
         assert!(m.to_json().contains(r#""future_key":[1]"#));
         let e = UdfMeta::from_json(r#"{"entrypoint":"f"}"#).unwrap_err();
         assert!(e.to_string().contains("type"), "{e}");

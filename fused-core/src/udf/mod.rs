@@ -27,7 +27,11 @@ use crate::tile::Tile;
 /// The part of a UDF that runs: receives the context and the coerced parameters.
 pub trait Handler: Send + Sync + 'static {
     /// Runs the UDF. `params` are already coerced to the declared kinds.
-    fn call(&self, ctx: RunContext, params: Map<String, Value>) -> BoxFuture<'static, Result<Output, UdfFailure>>;
+    fn call(
+        &self,
+        ctx: RunContext,
+        params: Map<String, Value>,
+    ) -> BoxFuture<'static, Result<Output, UdfFailure>>;
 }
 
 /// An error a native UDF returns to choose the exception class the caller sees.
@@ -45,7 +49,10 @@ pub struct UdfError {
 impl UdfError {
     /// An error of class `class`.
     pub fn new(class: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { class: class.into(), message: message.into() }
+        Self {
+            class: class.into(),
+            message: message.into(),
+        }
     }
 
     /// A `ValueError`, the class Python users expect for bad values.
@@ -83,7 +90,11 @@ where
     O: Into<Output>,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    fn call(&self, ctx: RunContext, params: Map<String, Value>) -> BoxFuture<'static, Result<Output, UdfFailure>> {
+    fn call(
+        &self,
+        ctx: RunContext,
+        params: Map<String, Value>,
+    ) -> BoxFuture<'static, Result<Output, UdfFailure>> {
         let p: P = match serde_json::from_value(Value::Object(params)) {
             Ok(p) => p,
             Err(e) => {
@@ -121,7 +132,10 @@ pub struct Udf {
 
 impl fmt::Debug for Udf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Udf").field("name", &self.name()).field("params", &self.schema.params.len()).finish()
+        f.debug_struct("Udf")
+            .field("name", &self.name())
+            .field("params", &self.schema.params.len())
+            .finish()
     }
 }
 
@@ -137,18 +151,32 @@ impl Udf {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let schema = ParamSchema::of::<P>();
-        Self::from_parts(UdfMeta::new(name), schema, Arc::new(FnHandler { f, _p: std::marker::PhantomData }))
+        Self::from_parts(
+            UdfMeta::new(name),
+            schema,
+            Arc::new(FnHandler {
+                f,
+                _p: std::marker::PhantomData,
+            }),
+        )
     }
 
     /// A UDF from its parts.
     pub fn from_parts(meta: UdfMeta, schema: ParamSchema, handler: Arc<dyn Handler>) -> Self {
-        Self { meta, schema, handler, version: String::new(), identity: Arc::default() }
+        Self {
+            meta,
+            schema,
+            handler,
+            version: String::new(),
+            identity: Arc::default(),
+        }
     }
 
     /// Sets the description (`fused:description` in the metadata).
     #[must_use]
     pub fn with_description(mut self, text: impl Into<String>) -> Self {
-        self.meta.set_metadata("fused:description", Value::String(text.into()));
+        self.meta
+            .set_metadata("fused:description", Value::String(text.into()));
         self.reset_identity();
         self
     }
@@ -230,7 +258,12 @@ impl Udf {
     /// tile calls — the tile's box as `bounds` (or as `bbox` when only that is declared and not
     /// given); all coerced to the declared kinds.
     pub fn bind(&self, args: &Args, tile: Option<Tile>) -> std::result::Result<Bound, ParamError> {
-        let mut merged = Args::from_iter(self.meta.parameters.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut merged = Args::from_iter(
+            self.meta
+                .parameters
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         for (k, v) in args.iter() {
             merged.insert(k.clone(), v.clone());
         }
@@ -258,7 +291,11 @@ impl Udf {
     }
 
     /// Starts the handler on bound arguments.
-    pub fn invoke(&self, ctx: RunContext, bound: Bound) -> BoxFuture<'static, Result<Output, UdfFailure>> {
+    pub fn invoke(
+        &self,
+        ctx: RunContext,
+        bound: Bound,
+    ) -> BoxFuture<'static, Result<Output, UdfFailure>> {
         self.handler.call(ctx, bound.values)
     }
 }
@@ -267,8 +304,13 @@ impl Udf {
 pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
@@ -302,7 +344,9 @@ mod tests {
             if p.n < 0 {
                 return Err(UdfError::value("n must not be negative"));
             }
-            Ok(Output::Json(serde_json::json!({"n": p.n, "bounds": p.bounds})))
+            Ok(Output::Json(
+                serde_json::json!({"n": p.n, "bounds": p.bounds}),
+            ))
         })
     }
 
@@ -310,11 +354,19 @@ mod tests {
     async fn binds_coerces_and_injects_bounds() {
         let u = udf();
         let tile = Tile::new(1, 2, 3).unwrap();
-        let b = u.bind(&Args::from_pairs([("n", "5"), ("zzz", "1")]), Some(tile)).unwrap();
+        let b = u
+            .bind(&Args::from_pairs([("n", "5"), ("zzz", "1")]), Some(tile))
+            .unwrap();
         assert_eq!(b.values["n"], Value::from(5));
-        assert_eq!(b.values["bounds"], serde_json::json!(tile.bounds().to_array()));
+        assert_eq!(
+            b.values["bounds"],
+            serde_json::json!(tile.bounds().to_array())
+        );
         assert_eq!(b.ignored, vec!["zzz".to_owned()]);
-        let out = u.invoke(RunContext::new("r", "t", Some(tile), 1), b).await.unwrap();
+        let out = u
+            .invoke(RunContext::new("r", "t", Some(tile), 1), b)
+            .await
+            .unwrap();
         assert_eq!(out.as_table(), None);
         let e = u.bind(&Args::new().with("n", "x"), None).unwrap_err();
         assert!(e.to_string().contains("`n`"));
@@ -324,8 +376,14 @@ mod tests {
     async fn errors_keep_their_class() {
         let u = udf();
         let b = u.bind(&Args::new().with("n", -1), None).unwrap();
-        let f = u.invoke(RunContext::new("r", "t", None, 1), b).await.unwrap_err();
-        assert_eq!((f.class.as_str(), f.message.as_str()), ("ValueError", "n must not be negative"));
+        let f = u
+            .invoke(RunContext::new("r", "t", None, 1), b)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (f.class.as_str(), f.message.as_str()),
+            ("ValueError", "n must not be negative")
+        );
     }
 
     #[test]
@@ -336,8 +394,14 @@ mod tests {
             u.cache_key(&b, t)
         };
         let tile = Tile::new(0, 0, 1).ok();
-        assert_eq!(k(Args::new().with("n", "2"), None), k(Args::new().with("n", 2), None));
-        assert_ne!(k(Args::new().with("n", 2), None), k(Args::new().with("n", 3), None));
+        assert_eq!(
+            k(Args::new().with("n", "2"), None),
+            k(Args::new().with("n", 2), None)
+        );
+        assert_ne!(
+            k(Args::new().with("n", 2), None),
+            k(Args::new().with("n", 3), None)
+        );
         assert_ne!(k(Args::new(), None), k(Args::new(), tile));
         let v2 = udf().with_version("2");
         assert_ne!(u.identity(), v2.identity());

@@ -32,12 +32,21 @@ impl UdfRegistry {
 
     /// The UDF named `name`.
     pub fn get(&self, name: &str) -> Option<Arc<Udf>> {
-        self.udfs.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.udfs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Every UDF, by name.
     pub fn list(&self) -> Vec<Arc<Udf>> {
-        self.udfs.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.udfs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The UDF a reference names, when it is local: native objects and registered names.

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
 use fused_core::{Body, Error, Options, Result, Transport};
+use futures::TryStreamExt;
 
 /// Sends requests with reqwest (rustls), retrying 502/503 answers and connection errors with
 /// exponential backoff and jitter. Requests with a streamed body are sent once (a stream cannot
@@ -23,13 +23,21 @@ impl HttpTransport {
             .timeout(timeout)
             .build()
             .map_err(|e| Error::Transport(format!("building the HTTP client: {e}")))?;
-        Ok(Self { client, max_retries, base_delay })
+        Ok(Self {
+            client,
+            max_retries,
+            base_delay,
+        })
     }
 
     /// A transport configured from options (`run_timeout`, `request_max_retries`,
     /// `request_retry_base_delay`).
     pub fn from_options(o: &Options) -> Result<Self> {
-        Self::new(o.run_timeout(), o.request_max_retries, Duration::from_secs_f64(o.request_retry_base_delay.max(0.0)))
+        Self::new(
+            o.run_timeout(),
+            o.request_max_retries,
+            Duration::from_secs_f64(o.request_retry_base_delay.max(0.0)),
+        )
     }
 
     /// The delay before retry `attempt` (0-based): base × 2^attempt × a random factor in
@@ -41,8 +49,15 @@ impl HttpTransport {
     }
 }
 
-fn to_reqwest(client: &reqwest::Client, parts: &::http::request::Parts, body: reqwest::Body) -> reqwest::RequestBuilder {
-    client.request(parts.method.clone(), parts.uri.to_string()).headers(parts.headers.clone()).body(body)
+fn to_reqwest(
+    client: &reqwest::Client,
+    parts: &::http::request::Parts,
+    body: reqwest::Body,
+) -> reqwest::RequestBuilder {
+    client
+        .request(parts.method.clone(), parts.uri.to_string())
+        .headers(parts.headers.clone())
+        .body(body)
 }
 
 #[async_trait]
@@ -50,13 +65,25 @@ impl Transport for HttpTransport {
     async fn send(&self, request: ::http::Request<Body>) -> Result<::http::Response<Body>> {
         let (parts, body) = request.into_parts();
         let replayable = body.as_bytes().cloned();
-        let mut stream_body = if replayable.is_none() { Some(body) } else { None };
+        let mut stream_body = if replayable.is_none() {
+            Some(body)
+        } else {
+            None
+        };
         let mut attempt = 0;
         loop {
             let rb = match (&replayable, stream_body.take()) {
                 (Some(b), _) => to_reqwest(&self.client, &parts, reqwest::Body::from(b.clone())),
-                (None, Some(s)) => to_reqwest(&self.client, &parts, reqwest::Body::wrap_stream(s.into_stream())),
-                (None, None) => return Err(Error::Transport("a streamed request body cannot be retried".into())),
+                (None, Some(s)) => to_reqwest(
+                    &self.client,
+                    &parts,
+                    reqwest::Body::wrap_stream(s.into_stream()),
+                ),
+                (None, None) => {
+                    return Err(Error::Transport(
+                        "a streamed request body cannot be retried".into(),
+                    ));
+                }
             };
             let retryable = replayable.is_some() && attempt < self.max_retries;
             match rb.send().await {
@@ -65,7 +92,12 @@ impl Transport for HttpTransport {
                 Err(e) if retryable && (e.is_connect() || e.is_timeout() || e.is_request()) => {
                     tracing::debug!(error = %e, attempt, "retrying request");
                 }
-                Err(e) => return Err(Error::Transport(format!("{} {}: {e}", parts.method, parts.uri))),
+                Err(e) => {
+                    return Err(Error::Transport(format!(
+                        "{} {}: {e}",
+                        parts.method, parts.uri
+                    )));
+                }
             }
             tokio::time::sleep(self.delay(attempt)).await;
             attempt += 1;
@@ -80,5 +112,6 @@ fn from_reqwest(resp: reqwest::Response) -> ::http::Response<Body> {
     }
     let stream = resp.bytes_stream().map_err(std::io::Error::other);
     // The builder only fails on invalid parts, and these come from a valid response.
-    b.body(Body::from_stream(stream)).unwrap_or_else(|_| ::http::Response::new(Body::empty()))
+    b.body(Body::from_stream(stream))
+        .unwrap_or_else(|_| ::http::Response::new(Body::empty()))
 }

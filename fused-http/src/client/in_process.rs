@@ -1,8 +1,8 @@
 //! `InProcessTransport`: the server's router called directly, without a socket.
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
 use fused_core::{Body, Result, Transport};
+use futures::TryStreamExt;
 use tower::ServiceExt;
 
 /// Sends requests straight to an axum [`Router`](axum::Router) in this process: the whole
@@ -27,7 +27,12 @@ impl Transport for InProcessTransport {
             Some(b) => axum::body::Body::from(b.clone()),
             None => axum::body::Body::from_stream(body.into_stream()),
         };
-        let resp = match self.router.clone().oneshot(http::Request::from_parts(parts, body)).await {
+        let resp = match self
+            .router
+            .clone()
+            .oneshot(http::Request::from_parts(parts, body))
+            .await
+        {
             Ok(r) => r,
             Err(never) => match never {},
         };

@@ -25,7 +25,10 @@ pub struct RemoteExecutor {
 impl RemoteExecutor {
     /// An executor sending to `shared_base` (for example `http://localhost:8783/v1/realtime-shared`).
     pub fn new(transport: Arc<dyn Transport>, shared_base: impl Into<String>) -> Self {
-        Self { transport, shared_base: shared_base.into().trim_end_matches('/').to_owned() }
+        Self {
+            transport,
+            shared_base: shared_base.into().trim_end_matches('/').to_owned(),
+        }
     }
 }
 
@@ -51,7 +54,10 @@ impl Executor for RemoteExecutor {
             }
         };
         let path = match call.tile {
-            Some(t) => format!("{}/{token}/run/tiles/{}/{}/{}", self.shared_base, t.z, t.x, t.y),
+            Some(t) => format!(
+                "{}/{token}/run/tiles/{}/{}/{}",
+                self.shared_base, t.z, t.x, t.y
+            ),
             None => format!("{}/{token}/run/file", self.shared_base),
         };
         let query = {
@@ -80,10 +86,19 @@ impl Executor for RemoteExecutor {
             None => send.await?,
         };
         let (parts, body) = resp.into_parts();
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let metadata: Option<RunMetadata> = header("x-fused-metadata").and_then(|m| serde_json::from_str(&m).ok());
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let metadata: Option<RunMetadata> =
+            header("x-fused-metadata").and_then(|m| serde_json::from_str(&m).ok());
         let cache = match header("x-cache").as_deref() {
-            Some("hit") => CacheStatus::Hit { age: std::time::Duration::ZERO },
+            Some("hit") => CacheStatus::Hit {
+                age: std::time::Duration::ZERO,
+            },
             Some("disabled") => CacheStatus::Disabled,
             _ => CacheStatus::Miss,
         };
@@ -92,10 +107,20 @@ impl Executor for RemoteExecutor {
         if parts.status.is_success() {
             let ct = header("content-type").unwrap_or_default();
             let output = decode(&ct, bytes)?;
-            return Ok(RunResult { output: Ok(output), logs, elapsed: started.elapsed(), cache });
+            return Ok(RunResult {
+                output: Ok(output),
+                logs,
+                elapsed: started.elapsed(),
+                cache,
+            });
         }
         if let Some(f) = metadata.as_ref().and_then(RunMetadata::failure) {
-            return Ok(RunResult { output: Err(f), logs, elapsed: started.elapsed(), cache });
+            return Ok(RunResult {
+                output: Err(f),
+                logs,
+                elapsed: started.elapsed(),
+                cache,
+            });
         }
         let detail = serde_json::from_slice::<Value>(&bytes)
             .ok()

@@ -64,7 +64,13 @@ impl AppState {
         for udf in registry.list() {
             tokens.share(udf.name());
         }
-        Arc::new(Self { registry, executor, cache, tokens, config })
+        Arc::new(Self {
+            registry,
+            executor,
+            cache,
+            tokens,
+            config,
+        })
     }
 }
 
@@ -75,7 +81,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/realtime-shared/{token}/run", get(run::shared_file))
         .route("/realtime-shared/{token}/run/file", get(run::shared_file))
-        .route("/realtime-shared/{token}/run/tiles/{z}/{x}/{y}", get(run::shared_tile))
+        .route(
+            "/realtime-shared/{token}/run/tiles/{z}/{x}/{y}",
+            get(run::shared_tile),
+        )
         .fallback(not_found)
         .with_state(state);
     Router::new()
@@ -102,15 +111,22 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| Error::Io { context: format!("binding {addr}"), source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| Error::Io { context: "reading the bound address".into(), source })?;
+        .map_err(|source| Error::Io {
+            context: format!("binding {addr}"),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| Error::Io {
+        context: "reading the bound address".into(),
+        source,
+    })?;
     on_bound(local);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|source| Error::Io { context: "serving".into(), source })
+        .map_err(|source| Error::Io {
+            context: "serving".into(),
+            source,
+        })
 }
 
 /// The default time a request may wait on a UDF before the server gives up on it.

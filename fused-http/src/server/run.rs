@@ -59,7 +59,9 @@ impl RunRequest {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+                .is_some_and(|v| {
+                    matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+                })
         };
         let recursion = headers
             .get("fused-recursion")
@@ -82,7 +84,9 @@ pub(crate) async fn shared_file(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    run_shared(state, token, None, query, headers).await.unwrap_or_else(IntoResponse::into_response)
+    run_shared(state, token, None, query, headers)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 pub(crate) async fn shared_tile(
@@ -93,15 +97,20 @@ pub(crate) async fn shared_tile(
 ) -> Response {
     let tile = parse_tile(&z, &x, &y);
     match tile {
-        Ok(t) => run_shared(state, token, Some(t), query, headers).await.unwrap_or_else(IntoResponse::into_response),
+        Ok(t) => run_shared(state, token, Some(t), query, headers)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
         Err(e) => e.into_response(),
     }
 }
 
 fn parse_tile(z: &str, x: &str, y: &str) -> Result<Tile, ApiError> {
     let num = |name: &str, v: &str| {
-        v.parse::<u64>()
-            .map_err(|_| ApiError::BadRequest(format!("tile {name} must be a non-negative integer, got {v:?}")))
+        v.parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "tile {name} must be a non-negative integer, got {v:?}"
+            ))
+        })
     };
     Ok(Tile::new(num("x", x)?, num("y", y)?, num("z", z)?)?)
 }
@@ -130,14 +139,22 @@ impl Reply {
         let mut at = 0usize;
         let mut part = || -> Option<String> {
             let n = u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize;
-            let s = std::str::from_utf8(b.get(at + 4..at + 4 + n)?).ok()?.to_owned();
+            let s = std::str::from_utf8(b.get(at + 4..at + 4 + n)?)
+                .ok()?
+                .to_owned();
             at += 4 + n;
             Some(s)
         };
         let content_type = part()?;
         let metadata = part()?;
-        let status = StatusCode::from_u16(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?)).ok()?;
-        Some(Self { status, content_type, metadata, body: b.slice(at + 2..) })
+        let status =
+            StatusCode::from_u16(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?)).ok()?;
+        Some(Self {
+            status,
+            content_type,
+            metadata,
+            body: b.slice(at + 2..),
+        })
     }
 
     fn into_response(self, cache: &'static str) -> Response {
@@ -146,7 +163,10 @@ impl Reply {
         if let Ok(v) = HeaderValue::from_str(&self.content_type) {
             h.insert(header::CONTENT_TYPE, v);
         }
-        if let Some(v) = Some(&self.metadata).filter(|m| !m.is_empty()).and_then(|m| HeaderValue::from_str(m).ok()) {
+        if let Some(v) = Some(&self.metadata)
+            .filter(|m| !m.is_empty())
+            .and_then(|m| HeaderValue::from_str(m).ok())
+        {
             h.insert("x-fused-metadata", v);
         }
         h.insert("x-cache", HeaderValue::from_static(cache));
@@ -157,7 +177,12 @@ impl Reply {
 impl From<ApiError> for Reply {
     fn from(e: ApiError) -> Self {
         let (status, metadata, body) = e.parts();
-        Reply { status, content_type: "application/json".into(), metadata: metadata.unwrap_or_default(), body: body.into() }
+        Reply {
+            status,
+            content_type: "application/json".into(),
+            metadata: metadata.unwrap_or_default(),
+            body: body.into(),
+        }
     }
 }
 
@@ -196,7 +221,11 @@ async fn compute_reply(state: &AppState, call: UdfCall, formats: &FormatPrefs) -
         Err(f) => f,
     };
     metadata.set_failure(&failure);
-    ApiError::Udf { failure, metadata }.into()
+    ApiError::Udf {
+        failure,
+        metadata: Box::new(metadata),
+    }
+    .into()
 }
 
 async fn run_shared(
@@ -206,18 +235,23 @@ async fn run_shared(
     query: Option<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let name = state
-        .tokens
-        .lookup(&token)
-        .ok_or_else(|| ApiError::NotFound("no UDF is shared under this token (it may have been revoked)".into()))?;
-    let udf = state.registry.get(&name).ok_or_else(|| ApiError::NotFound(format!("the UDF {name:?} is gone")))?;
+    let name = state.tokens.lookup(&token).ok_or_else(|| {
+        ApiError::NotFound("no UDF is shared under this token (it may have been revoked)".into())
+    })?;
+    let udf = state
+        .registry
+        .get(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("the UDF {name:?} is gone")))?;
     let req = RunRequest::parse(query.as_deref(), &headers)?;
     // Bind first: a wrong parameter is a 422 before anything runs or is cached.
     let bound = udf.bind(&req.args, tile)?;
     let max_age = match (req.cache_max_age, req.cache_disabled_by_header) {
         (Some(m), _) => m,
         (None, true) => MaxAge::ZERO,
-        (None, false) => udf.meta().cache_max_age.unwrap_or(state.config.default_max_age),
+        (None, false) => udf
+            .meta()
+            .cache_max_age
+            .unwrap_or(state.config.default_max_age),
     };
     let call = UdfCall {
         udf: UdfRef::Native(Arc::clone(&udf)),
@@ -228,21 +262,32 @@ async fn run_shared(
         recursion: req.recursion,
     };
     if max_age.is_zero() {
-        return Ok(compute_reply(&state, call, &req.formats).await.into_response("disabled"));
+        return Ok(compute_reply(&state, call, &req.formats)
+            .await
+            .into_response("disabled"));
     }
     let formats_key: Vec<&str> = req.formats.formats().iter().map(|f| f.name()).collect();
-    let key = format!("resp:{}:{}", udf.cache_key(&bound, tile), formats_key.join(","));
+    let key = format!(
+        "resp:{}:{}",
+        udf.cache_key(&bound, tile),
+        formats_key.join(",")
+    );
     let st = Arc::clone(&state);
     let formats = req.formats.clone();
     let compute: Compute = Box::pin(async move {
         let reply = compute_reply(&st, call, &formats).await;
-        Ok(Computed { store: reply.status == StatusCode::OK, value: reply.pack(), ttl: max_age.duration() })
+        Ok(Computed {
+            store: reply.status == StatusCode::OK,
+            value: reply.pack(),
+            ttl: max_age.duration(),
+        })
     });
     let lookup = state
         .cache
         .get_or_compute(&key, max_age.duration(), compute)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let reply = Reply::unpack(&lookup.value).ok_or_else(|| ApiError::Internal("corrupt cached response".into()))?;
+    let reply = Reply::unpack(&lookup.value)
+        .ok_or_else(|| ApiError::Internal("corrupt cached response".into()))?;
     Ok(reply.into_response(if lookup.hit.is_some() { "hit" } else { "miss" }))
 }

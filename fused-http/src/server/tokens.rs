@@ -22,7 +22,10 @@ pub struct SharedTokens {
 impl SharedTokens {
     /// Tokens derived from `secret`.
     pub fn new(secret: [u8; 32]) -> Self {
-        Self { secret, by_token: RwLock::default() }
+        Self {
+            secret,
+            by_token: RwLock::default(),
+        }
     }
 
     /// Tokens derived from the secret kept in `dir/server.key` (created, readable by the owner
@@ -33,9 +36,14 @@ impl SharedTokens {
         let path = dir.join("server.key");
         let secret = match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let bytes = hex::decode(text.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+                let bytes = hex::decode(text.trim())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
                 bytes.ok_or_else(|| Error::Io {
-                    context: format!("{} is not 64 hex digits; delete it to make a new one", path.display()),
+                    context: format!(
+                        "{} is not 64 hex digits; delete it to make a new one",
+                        path.display()
+                    ),
                     source: std::io::Error::from(std::io::ErrorKind::InvalidData),
                 })?
             }
@@ -45,7 +53,12 @@ impl SharedTokens {
                     .map_err(io(format!("writing {}", path.display())))?;
                 secret
             }
-            Err(e) => return Err(Error::Io { context: format!("reading {}", path.display()), source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("reading {}", path.display()),
+                    source: e,
+                });
+            }
         };
         Ok(Self::new(secret))
     }
@@ -62,13 +75,20 @@ impl SharedTokens {
     /// Shares `udf_name`, returning its token.
     pub fn share(&self, udf_name: &str) -> String {
         let t = self.token_for(udf_name);
-        self.by_token.write().unwrap_or_else(|p| p.into_inner()).insert(t.clone(), udf_name.to_owned());
+        self.by_token
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(t.clone(), udf_name.to_owned());
         t
     }
 
     /// The UDF name a token runs.
     pub fn lookup(&self, token: &str) -> Option<String> {
-        self.by_token.read().unwrap_or_else(|p| p.into_inner()).get(token).cloned()
+        self.by_token
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned()
     }
 }
 

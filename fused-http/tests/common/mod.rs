@@ -1,6 +1,6 @@
 //! A server with test UDFs, reached through `InProcessTransport`.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,9 +10,12 @@ use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use fused_core::{Body, Bounds, Output, Raster, RasterData, RunContext, Table, Transport, Udf, UdfError, UdfRegistry};
-use fused_http::server::{self, AppState, ServerConfig, SharedTokens};
+use fused_core::{
+    Body, Bounds, Output, Raster, RasterData, RunContext, Table, Transport, Udf, UdfError,
+    UdfRegistry,
+};
 use fused_http::InProcessTransport;
+use fused_http::server::{self, AppState, ServerConfig, SharedTokens};
 use serde::Deserialize;
 
 pub static RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -28,7 +31,12 @@ pub struct EchoParams {
 
 impl Default for EchoParams {
     fn default() -> Self {
-        Self { n: 1, text: "x".into(), mode: "ok".into(), bounds: None }
+        Self {
+            n: 1,
+            text: "x".into(),
+            mode: "ok".into(),
+            bounds: None,
+        }
     }
 }
 
@@ -42,9 +50,14 @@ pub fn echo() -> Udf {
             "panic" => panic!("echo panicked on purpose"),
             "sleep" => tokio::time::sleep(Duration::from_secs(60)).await,
             "slow" => tokio::time::sleep(Duration::from_millis(300)).await,
-            "json" => return Ok(Output::Json(serde_json::json!({"n": p.n, "bounds": p.bounds}))),
+            "json" => {
+                return Ok(Output::Json(
+                    serde_json::json!({"n": p.n, "bounds": p.bounds}),
+                ));
+            }
             "raster" => {
-                let r = Raster::new(1, 2, 2, RasterData::F32(vec![1.0, 2.0, 3.0, 4.0])).map_err(|e| UdfError::value(e.to_string()))?;
+                let r = Raster::new(1, 2, 2, RasterData::F32(vec![1.0, 2.0, 3.0, 4.0]))
+                    .map_err(|e| UdfError::value(e.to_string()))?;
                 return Ok(Output::Raster(r));
             }
             "bytes" => return Ok(Output::bytes("text/plain", "plain text")),
@@ -79,11 +92,24 @@ impl TestServer {
     pub fn new() -> Self {
         let registry = Arc::new(UdfRegistry::new());
         registry.register(echo()).unwrap();
-        let executor = Arc::new(fused_jobs::LocalExecutor::new(Arc::clone(&registry)).with_timeout(Duration::from_millis(500)));
+        let executor = Arc::new(
+            fused_jobs::LocalExecutor::new(Arc::clone(&registry))
+                .with_timeout(Duration::from_millis(500)),
+        );
         let cache = Arc::new(fused_cache::MemoryCache::new(64 << 20));
-        let state = AppState::new(registry, executor, cache, SharedTokens::new([1; 32]), ServerConfig::default());
+        let state = AppState::new(
+            registry,
+            executor,
+            cache,
+            SharedTokens::new([1; 32]),
+            ServerConfig::default(),
+        );
         let router = server::router(Arc::clone(&state));
-        Self { transport: InProcessTransport::new(router.clone()), state, router }
+        Self {
+            transport: InProcessTransport::new(router.clone()),
+            state,
+            router,
+        }
     }
 
     pub fn token(&self) -> String {
@@ -99,9 +125,17 @@ impl TestServer {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let resp = self.transport.send(b.body(Body::empty()).unwrap()).await.unwrap();
+        let resp = self
+            .transport
+            .send(b.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         let (parts, body) = resp.into_parts();
-        Resp { status: parts.status.as_u16(), headers: parts.headers, body: body.collect(1 << 30).await.unwrap() }
+        Resp {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: body.collect(1 << 30).await.unwrap(),
+        }
     }
 }
 

@@ -33,7 +33,9 @@ fn parse_tile(s: &str) -> fused::Result<Tile> {
     let nums: Option<Vec<u64>> = parts.iter().map(|p| p.trim().parse().ok()).collect();
     match nums.as_deref() {
         Some([z, x, y]) => Ok(Tile::new(*x, *y, *z)?),
-        _ => Err(fused::Error::Usage(format!("--tile must be Z/X/Y with three integers, got {s:?}"))),
+        _ => Err(fused::Error::Usage(format!(
+            "--tile must be Z/X/Y with three integers, got {s:?}"
+        ))),
     }
 }
 
@@ -41,8 +43,16 @@ pub(crate) async fn run(a: RunArgs) -> fused::Result<ExitCode> {
     let registry = Arc::new(UdfRegistry::new());
     fused::demos::register(&registry)?;
     if registry.get(&a.name).is_none() {
-        let names: Vec<String> = registry.list().iter().map(|u| u.name().to_owned()).collect();
-        return Err(fused::Error::Usage(format!("no UDF named {:?}; available: {}", a.name, names.join(", "))));
+        let names: Vec<String> = registry
+            .list()
+            .iter()
+            .map(|u| u.name().to_owned())
+            .collect();
+        return Err(fused::Error::Usage(format!(
+            "no UDF named {:?}; available: {}",
+            a.name,
+            names.join(", ")
+        )));
     }
     let mut args = Args::new();
     for p in &a.params {
@@ -71,18 +81,26 @@ pub(crate) async fn run(a: RunArgs) -> fused::Result<ExitCode> {
     let io = |context: String| move |source| fused::Error::Io { context, source };
     match &a.output {
         Some(path) => {
-            std::fs::write(path, &encoded.body).map_err(io(format!("writing {}", path.display())))?;
-            eprintln!("wrote {} bytes of {format} to {} in {:.1} ms", encoded.body.len(), path.display(), result.elapsed.as_secs_f64() * 1e3);
+            std::fs::write(path, &encoded.body)
+                .map_err(io(format!("writing {}", path.display())))?;
+            eprintln!(
+                "wrote {} bytes of {format} to {} in {:.1} ms",
+                encoded.body.len(),
+                path.display(),
+                result.elapsed.as_secs_f64() * 1e3
+            );
         }
         None => {
-            let textual = encoded.content_type.starts_with("application/json") || encoded.content_type.starts_with("text/");
+            let textual = encoded.content_type.starts_with("application/json")
+                || encoded.content_type.starts_with("text/");
             let mut out = std::io::stdout().lock();
             if !textual && out.is_terminal() {
                 return Err(fused::Error::Usage(format!(
                     "{format} is binary; write it to a file with --output FILE, or pick --format json/geojson/csv"
                 )));
             }
-            out.write_all(&encoded.body).map_err(io("writing to stdout".into()))?;
+            out.write_all(&encoded.body)
+                .map_err(io("writing to stdout".into()))?;
             if textual {
                 let _ = out.write_all(b"\n");
             }

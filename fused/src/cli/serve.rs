@@ -33,16 +33,24 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
     if !(a.run_timeout.is_finite() && a.run_timeout > 0.0) {
-        return Err(fused::Error::Usage(format!("--run-timeout must be a positive number, got {}", a.run_timeout)));
+        return Err(fused::Error::Usage(format!(
+            "--run-timeout must be a positive number, got {}",
+            a.run_timeout
+        )));
     }
     let registry = Arc::new(UdfRegistry::new());
     fused::demos::register(&registry)?;
     // The server caches encoded responses itself, so its executor runs every call it is given.
-    let executor =
-        Arc::new(fused::LocalExecutor::new(Arc::clone(&registry)).with_timeout(Duration::from_secs_f64(a.run_timeout)));
+    let executor = Arc::new(
+        fused::LocalExecutor::new(Arc::clone(&registry))
+            .with_timeout(Duration::from_secs_f64(a.run_timeout)),
+    );
     let cache = Arc::new(fused::MemoryCache::new(a.cache_mb << 20));
     let tokens = SharedTokens::from_data_dir(&a.data_dir)?;
-    let config = ServerConfig { data_dir: a.data_dir.clone(), ..ServerConfig::default() };
+    let config = ServerConfig {
+        data_dir: a.data_dir.clone(),
+        ..ServerConfig::default()
+    };
     let state = AppState::new(Arc::clone(&registry), executor, cache, tokens, config);
     let router = server::router(Arc::clone(&state));
     let addr = SocketAddr::new(a.host, a.port);
@@ -66,9 +74,22 @@ fn print_banner(state: &AppState, bound: SocketAddr, data_dir: &std::path::Path)
     let _ = write_banner(&mut std::io::stdout().lock(), state, bound, data_dir);
 }
 
-fn write_banner(out: &mut impl Write, state: &AppState, bound: SocketAddr, data_dir: &std::path::Path) -> std::io::Result<()> {
-    let host = if bound.ip().is_unspecified() { "localhost".to_owned() } else { bound.ip().to_string() };
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
+fn write_banner(
+    out: &mut impl Write,
+    state: &AppState,
+    bound: SocketAddr,
+    data_dir: &std::path::Path,
+) -> std::io::Result<()> {
+    let host = if bound.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        bound.ip().to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     let base = format!("http://{host}:{}/v1", bound.port());
     let shared = format!("{base}/realtime-shared");
     writeln!(out, "fused-rs {} serving {base}", env!("CARGO_PKG_VERSION"))?;
@@ -82,12 +103,19 @@ fn write_banner(out: &mut impl Write, state: &AppState, bound: SocketAddr, data_
     writeln!(out, "UDFs (shared token → try it):")?;
     for udf in state.registry.list() {
         let token = state.tokens.token_for(udf.name());
-        writeln!(out, "  {:<12} {}", udf.name(), udf.description().unwrap_or(""))?;
+        writeln!(
+            out,
+            "  {:<12} {}",
+            udf.name(),
+            udf.description().unwrap_or("")
+        )?;
         writeln!(out, "    token: {token}")?;
         let example = match udf.name() {
             "hello" => format!("curl '{shared}/{token}/run?name=Fused&format=json'"),
             "vector_tile" => format!("curl '{shared}/{token}/run/tiles/3/4/2?format=geojson'"),
-            "raster_tile" => format!("curl -o tile.png '{shared}/{token}/run/tiles/3/4/2?format=png'"),
+            "raster_tile" => {
+                format!("curl -o tile.png '{shared}/{token}/run/tiles/3/4/2?format=png'")
+            }
             _ if udf.takes_bounds() => format!("curl '{shared}/{token}/run/tiles/3/4/2'"),
             _ => format!("curl '{shared}/{token}/run'"),
         };
