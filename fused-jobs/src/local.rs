@@ -1,6 +1,7 @@
 //! `LocalExecutor`: native UDFs in this process.
 
 use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,13 +10,14 @@ use fused_core::{
     CacheStatus, Error, Executor, Result, RunContext, RunResult, UdfCall, UdfFailure, UdfRef,
     UdfRegistry,
 };
+use futures::FutureExt;
 use tokio::sync::Semaphore;
 
 /// Default time a call may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(130);
 
-/// Runs native UDFs from a registry as tokio tasks: at most `max_concurrency` at once, each
-/// within its timeout; panics and timeouts become failed results.
+/// Runs native UDFs from a registry on the calling task: at most `max_concurrency` at once,
+/// each within its timeout; panics and timeouts become failed results.
 ///
 /// A UDF that blocks its thread (CPU-heavy work without `spawn_blocking`) cannot be interrupted
 /// by the timeout until it yields; native UDFs should move heavy work off the async threads.
@@ -111,21 +113,13 @@ impl Executor for LocalExecutor {
             .acquire()
             .await
             .map_err(|_| Error::InvalidUdf("executor closed".into()))?;
-        let task = tokio::spawn(udf.invoke(ctx.clone(), bound));
-        let abort = task.abort_handle();
-        let output = match tokio::time::timeout(timeout, task).await {
+        // Polled in place (no hand-off to another task): a panic is caught here, and on
+        // timeout the future is dropped, which cancels it.
+        let guarded = AssertUnwindSafe(udf.invoke(ctx.clone(), bound)).catch_unwind();
+        let output = match tokio::time::timeout(timeout, guarded).await {
             Ok(Ok(result)) => result,
-            Ok(Err(join)) if join.is_panic() => {
-                Err(UdfFailure::panic(panic_message(join.into_panic())))
-            }
-            Ok(Err(_)) => Err(UdfFailure::runtime(
-                "CancelledError",
-                "the UDF task was cancelled",
-            )),
-            Err(_) => {
-                abort.abort();
-                Err(UdfFailure::timeout(timeout))
-            }
+            Ok(Err(panic)) => Err(UdfFailure::panic(panic_message(panic))),
+            Err(_) => Err(UdfFailure::timeout(timeout)),
         };
         Ok(RunResult {
             output,

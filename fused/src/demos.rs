@@ -6,7 +6,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BinaryBuilder, Float64Array, Int64Array, StringArray, UInt32Array};
+use std::fmt::Write;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Float64Array, Int64Array, StringArray, StringBuilder, UInt32Array,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use fused_core::{
@@ -92,7 +96,7 @@ fn wkb_polygon(w: f64, s: f64, e: f64, n: f64) -> Vec<u8> {
 }
 
 /// `vector_tile`: `cells × cells` square polygons covering `bounds`, with `id`, `row`, `col`,
-/// `value` (a smooth function of the cell centre, times `scale`) and `label` attributes.
+/// `value` (a smooth function of the cell centre, times `scale`) and `label` (`r<row>c<col>`).
 pub fn vector_tile() -> Udf {
     Udf::native(
         "vector_tile",
@@ -102,7 +106,8 @@ pub fn vector_tile() -> Udf {
             let (dx, dy) = (b.width() / n as f64, b.height() / n as f64);
             let mut ids = Vec::with_capacity(n * n);
             let (mut rows, mut cols) = (Vec::with_capacity(n * n), Vec::with_capacity(n * n));
-            let (mut values, mut labels) = (Vec::with_capacity(n * n), Vec::with_capacity(n * n));
+            let mut values = Vec::with_capacity(n * n);
+            let mut labels = StringBuilder::with_capacity(n * n, n * n * 6);
             let mut geoms = BinaryBuilder::new();
             for r in 0..n {
                 for c in 0..n {
@@ -118,11 +123,12 @@ pub fn vector_tile() -> Udf {
                     values.push(
                         p.scale * ((cx.to_radians() * 3.0).sin() + (cy.to_radians() * 5.0).cos()),
                     );
-                    labels.push(format!("{:.3},{:.3}", cx, cy));
+                    let _ = write!(labels, "r{r}c{c}");
+                    labels.append_value("");
                     geoms.append_value(wkb_polygon(w, s, e, nn));
                 }
             }
-            ctx.print(format!("{} cells in {b}", n * n));
+            ctx.print(format!("{} cells", n * n));
             let schema = Arc::new(Schema::new(vec![
                 Field::new("id", DataType::Int64, false),
                 Field::new("row", DataType::UInt32, false),
@@ -136,7 +142,7 @@ pub fn vector_tile() -> Udf {
                 Arc::new(UInt32Array::from(rows)),
                 Arc::new(UInt32Array::from(cols)),
                 Arc::new(Float64Array::from(values)),
-                Arc::new(StringArray::from(labels)),
+                Arc::new(labels.finish()),
                 Arc::new(geoms.finish()),
             ];
             let table = RecordBatch::try_new(schema, arrays)

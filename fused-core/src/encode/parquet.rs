@@ -7,9 +7,10 @@ use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
@@ -19,20 +20,17 @@ use crate::output::{Crs, GeometryColumn, Table};
 const EPSG_4326: &str = include_str!("crs/epsg4326.json");
 const EPSG_3857: &str = include_str!("crs/epsg3857.json");
 
-/// The PROJJSON of a CRS, for GeoParquet's `crs` field.
-fn projjson(crs: &Crs) -> Result<Value> {
-    let text = match crs {
-        Crs::Epsg(4326) => EPSG_4326,
-        Crs::Epsg(3857) => EPSG_3857,
-        Crs::Other(s) if s.trim_start().starts_with('{') => s.as_str(),
-        other => {
-            return Err(Error::Encode(format!(
-                "GeoParquet needs the PROJJSON of {other}; built in are EPSG:4326 and EPSG:3857 \
-                 (give the PROJJSON text as the CRS, or reproject)"
-            )));
-        }
-    };
-    Ok(serde_json::from_str(text)?)
+/// The PROJJSON text of a CRS, for GeoParquet's `crs` field.
+fn projjson(crs: &Crs) -> Result<&str> {
+    match crs {
+        Crs::Epsg(4326) => Ok(EPSG_4326),
+        Crs::Epsg(3857) => Ok(EPSG_3857),
+        Crs::Other(s) if s.trim_start().starts_with('{') => Ok(s.as_str()),
+        other => Err(Error::Encode(format!(
+            "GeoParquet needs the PROJJSON of {other}; built in are EPSG:4326 and EPSG:3857 \
+             (give the PROJJSON text as the CRS, or reproject)"
+        ))),
+    }
 }
 
 /// The CRS a PROJJSON object names, read from its `id`.
@@ -46,8 +44,8 @@ fn crs_of_projjson(v: &Value) -> Crs {
     }
 }
 
-/// The GeoParquet `geo` metadata of a table's geometry column.
-pub(crate) fn geo_metadata(table: &Table, g: &GeometryColumn) -> Result<Value> {
+/// The GeoParquet `geo` metadata (JSON text) of a table's geometry column.
+pub(crate) fn geo_metadata(table: &Table, g: &GeometryColumn) -> Result<String> {
     let mut bbox = BBox(None);
     let mut types: Vec<&'static str> = Vec::new();
     for (row, wkb) in table.wkb_rows().into_iter().enumerate() {
@@ -64,40 +62,47 @@ pub(crate) fn geo_metadata(table: &Table, g: &GeometryColumn) -> Result<Value> {
     if let Some(b) = bbox.0 {
         col["bbox"] = json!(b);
     }
-    col["crs"] = projjson(&g.crs)?;
-    Ok(json!({
-        "version": "1.1.0",
-        "primary_column": g.name,
-        "columns": { g.name.clone(): col },
-    }))
+    // The CRS is spliced in as text: it is constant and large, so it is never re-parsed.
+    let col = col.to_string();
+    let col = format!("{},\"crs\":{}}}", &col[..col.len() - 1], projjson(&g.crs)?);
+    let name = Value::String(g.name.clone()).to_string();
+    Ok(format!(
+        r#"{{"version":"1.1.0","primary_column":{name},"columns":{{{name}:{col}}}}}"#
+    ))
 }
 
-/// Writes the table as Parquet (GeoParquet when it has a geometry column), Snappy-compressed.
-///
-/// The `geo` key is written twice, as GeoParquet readers differ in where they look: as a
-/// Parquet key-value pair (the spec's place; the SDK and DuckDB read it there) and in the
-/// embedded Arrow schema's metadata (pyarrow's `read_table().schema.metadata`).
-pub fn encode_parquet(table: &Table) -> Result<Vec<u8>> {
-    let mut schema = Arc::clone(table.schema());
-    let mut kv = Vec::new();
-    if let Some(g) = table.geometry() {
-        let geo = geo_metadata(table, g)?.to_string();
-        let mut md = schema.metadata().clone();
-        md.insert("geo".to_owned(), geo.clone());
-        schema = Arc::new(Schema::new_with_metadata(schema.fields().clone(), md));
-        kv.push(KeyValue::new("geo".to_owned(), geo));
-    }
+/// Writer settings for responses, tuned for small tables answered many times a second: one
+/// row group, no statistics or page index (a response is read whole; its extent is in the `geo`
+/// bbox), no dictionary and no compression (for a tile their setup costs more than they save;
+/// HTTP can compress), and no embedded Arrow schema (the Parquet types carry the columns, and
+/// readers then take `geo` from the file metadata).
+fn writer_options(kv: Vec<KeyValue>) -> ArrowWriterOptions {
     let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_offset_index_disabled(true)
         .set_key_value_metadata(Some(kv))
         .build();
+    ArrowWriterOptions::new()
+        .with_properties(props)
+        .with_skip_arrow_metadata(true)
+}
+
+/// Writes the table as Parquet (GeoParquet 1.1 with a `geo` key when it has a geometry column).
+pub fn encode_parquet(table: &Table) -> Result<Vec<u8>> {
+    let mut kv = Vec::new();
+    if let Some(g) = table.geometry() {
+        kv.push(KeyValue::new("geo".to_owned(), geo_metadata(table, g)?));
+    }
     let mut buf = Vec::with_capacity(4096);
-    let mut w = ArrowWriter::try_new(&mut buf, Arc::clone(&schema), Some(props))?;
+    let mut w = ArrowWriter::try_new_with_options(
+        &mut buf,
+        Arc::clone(table.schema()),
+        writer_options(kv),
+    )?;
     for b in table.batches() {
-        w.write(&RecordBatch::try_new(
-            Arc::clone(&schema),
-            b.columns().to_vec(),
-        )?)?;
+        w.write(b)?;
     }
     w.close()?;
     Ok(buf)
@@ -133,4 +138,63 @@ pub fn decode_parquet(body: Bytes) -> Result<Table> {
         Some(GeometryColumn { name, crs })
     });
     Ok(Table::from_parts(schema, batches, geometry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{BinaryArray, Int32Array};
+    use arrow::datatypes::{DataType, Field};
+
+    fn table(crs: Crs) -> Table {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("geom", DataType::Binary, true),
+        ]));
+        let mut pt = Vec::new();
+        wkb::writer::write_geometry(
+            &mut pt,
+            &geo_types::Point::new(1.0, 2.0),
+            &Default::default(),
+        )
+        .unwrap();
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![1, 2])),
+                Arc::new(BinaryArray::from(vec![Some(pt.as_slice()), None])),
+            ],
+        )
+        .unwrap();
+        Table::from_batch(b).with_geometry("geom", crs).unwrap()
+    }
+
+    #[test]
+    fn geoparquet_roundtrip_with_valid_geo_metadata() {
+        let t = table(Crs::WGS84);
+        let bytes = encode_parquet(&t).unwrap();
+        let back = decode_parquet(bytes.into()).unwrap();
+        assert_eq!(back.num_rows(), 2);
+        assert_eq!(back.geometry(), t.geometry());
+        assert_eq!(back.batches()[0].column(1), t.batches()[0].column(1));
+        let geo: Value =
+            serde_json::from_str(&geo_metadata(&t, t.geometry().unwrap()).unwrap()).unwrap();
+        assert_eq!(geo["primary_column"], "geom");
+        assert_eq!(geo["columns"]["geom"]["bbox"], json!([1.0, 2.0, 1.0, 2.0]));
+        assert_eq!(geo["columns"]["geom"]["geometry_types"], json!(["Point"]));
+        assert_eq!(geo["columns"]["geom"]["crs"]["id"]["code"], 4326);
+    }
+
+    #[test]
+    fn unknown_crs_is_refused_not_mislabelled() {
+        let e = encode_parquet(&table(Crs::Epsg(32633)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("EPSG:32633"), "{e}");
+        let ok = encode_parquet(&table(Crs::Epsg(3857))).unwrap();
+        assert_eq!(
+            decode_parquet(ok.into()).unwrap().geometry().unwrap().crs,
+            Crs::Epsg(3857)
+        );
+    }
 }
