@@ -16,6 +16,19 @@ col = geo["columns"]["geometry"]
 assert col["encoding"] == "WKB" and col["geometry_types"] == ["Polygon"], col
 assert len(col["bbox"]) == 4
 
+# Column types survive: our lean writer annotates small and unsigned integers and strings.
+types = {f.name: str(f.type) for f in table.schema}
+assert types == {
+    "id": "int64",
+    "row": "uint32",
+    "col": "uint32",
+    "value": "double",
+    "label": "string",
+    "geometry": "binary",
+}, types
+assert table.column("label").to_pylist()[:2] == ["r0c0", "r0c1"]
+assert pq.ParquetFile(path).metadata.created_by.startswith("fused-rs")
+
 gdf = geopandas.read_parquet(path)
 assert gdf.crs.to_epsg() == 4326, gdf.crs
 assert gdf.geometry.is_valid.all()

@@ -285,7 +285,9 @@ impl Udf {
         h.update([0]);
         h.update(bound.canonical_bytes());
         if let Some(t) = tile {
-            h.update(format!("\0{t}").as_bytes());
+            h.update([0, t.z]);
+            h.update(t.x.to_le_bytes());
+            h.update(t.y.to_le_bytes());
         }
         hex::encode(&h.finalize()[..20])
     }

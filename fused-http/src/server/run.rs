@@ -115,18 +115,19 @@ fn parse_tile(z: &str, x: &str, y: &str) -> Result<Tile, ApiError> {
     Ok(Tile::new(num("x", x)?, num("y", y)?, num("z", z)?)?)
 }
 
-/// An encoded response as the cache keeps it.
+/// An encoded response, as the cache keeps it: the headers are stored as the bytes that go on
+/// the wire, so a hit becomes a response without re-encoding or copying.
 struct Reply {
     status: StatusCode,
-    content_type: String,
-    metadata: String,
+    content_type: Bytes,
+    metadata: Bytes,
     body: Bytes,
 }
 
 impl Reply {
     fn pack(&self) -> Bytes {
         let mut out = Vec::with_capacity(self.body.len() + self.metadata.len() + 64);
-        for part in [self.content_type.as_bytes(), self.metadata.as_bytes()] {
+        for part in [&self.content_type, &self.metadata] {
             out.extend_from_slice(&(part.len() as u32).to_le_bytes());
             out.extend_from_slice(part);
         }
@@ -137,11 +138,9 @@ impl Reply {
 
     fn unpack(b: &Bytes) -> Option<Self> {
         let mut at = 0usize;
-        let mut part = || -> Option<String> {
+        let mut part = || -> Option<Bytes> {
             let n = u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize;
-            let s = std::str::from_utf8(b.get(at + 4..at + 4 + n)?)
-                .ok()?
-                .to_owned();
+            let s = b.slice(at + 4..at.checked_add(4 + n).filter(|end| *end <= b.len())?);
             at += 4 + n;
             Some(s)
         };
@@ -160,12 +159,11 @@ impl Reply {
     fn into_response(self, cache: &'static str) -> Response {
         let mut r = (self.status, self.body).into_response();
         let h = r.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&self.content_type) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(self.content_type) {
             h.insert(header::CONTENT_TYPE, v);
         }
-        if let Some(v) = Some(&self.metadata)
-            .filter(|m| !m.is_empty())
-            .and_then(|m| HeaderValue::from_str(m).ok())
+        if !self.metadata.is_empty()
+            && let Ok(v) = HeaderValue::from_maybe_shared(self.metadata)
         {
             h.insert("x-fused-metadata", v);
         }
@@ -179,8 +177,8 @@ impl From<ApiError> for Reply {
         let (status, metadata, body) = e.parts();
         Reply {
             status,
-            content_type: "application/json".into(),
-            metadata: metadata.unwrap_or_default(),
+            content_type: Bytes::from_static(b"application/json"),
+            metadata: metadata.map(Bytes::from).unwrap_or_default(),
             body: body.into(),
         }
     }
@@ -205,8 +203,8 @@ async fn compute_reply(state: &AppState, call: UdfCall, formats: &FormatPrefs) -
                 Ok(enc) => {
                     return Reply {
                         status: StatusCode::OK,
-                        content_type: enc.content_type,
-                        metadata: metadata.to_header_value(),
+                        content_type: Bytes::from(enc.content_type),
+                        metadata: Bytes::from(metadata.to_header_value()),
                         body: enc.body,
                     };
                 }

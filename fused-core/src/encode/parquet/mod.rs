@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 use crate::geom::{BBox, read_wkb, type_name};
 use crate::output::{Crs, GeometryColumn, Table};
 
+mod flat;
+mod thrift;
+
 const EPSG_4326: &str = include_str!("crs/epsg4326.json");
 const EPSG_3857: &str = include_str!("crs/epsg3857.json");
 
@@ -90,11 +93,38 @@ fn writer_options(kv: Vec<KeyValue>) -> ArrowWriterOptions {
 }
 
 /// Writes the table as Parquet (GeoParquet 1.1 with a `geo` key when it has a geometry column).
+///
+/// Flat tables of primitive columns (numbers, booleans, strings, binary — what tiles are made
+/// of) take a lean writer of our own; anything else the general `parquet` writer.
 pub fn encode_parquet(table: &Table) -> Result<Vec<u8>> {
-    let mut kv = Vec::new();
-    if let Some(g) = table.geometry() {
-        kv.push(KeyValue::new("geo".to_owned(), geo_metadata(table, g)?));
+    let geo = table
+        .geometry()
+        .map(|g| geo_metadata(table, g))
+        .transpose()?;
+    if flat::supports(table.schema()) {
+        // The SDK 2.9.5 fails on a file without key-value metadata (`b"geo" in None`), so
+        // there is always at least one entry.
+        let mut kv = vec![("fused:format".to_owned(), "table".to_owned())];
+        kv.extend(geo.map(|g| ("geo".to_owned(), g)));
+        return Ok(flat::write(
+            table.schema(),
+            table.batches(),
+            &kv,
+            CREATED_BY,
+        ));
     }
+    encode_parquet_general(table, geo)
+}
+
+/// What our files say wrote them.
+const CREATED_BY: &str = concat!("fused-rs version ", env!("CARGO_PKG_VERSION"));
+
+/// Writes the table with the general `parquet` writer.
+fn encode_parquet_general(table: &Table, geo: Option<String>) -> Result<Vec<u8>> {
+    let kv: Vec<KeyValue> = geo
+        .into_iter()
+        .map(|g| KeyValue::new("geo".to_owned(), g))
+        .collect();
     let mut buf = Vec::with_capacity(4096);
     let mut w = ArrowWriter::try_new_with_options(
         &mut buf,
