@@ -35,11 +35,18 @@ fn python() -> PathBuf {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The self-signed certificate (PEM file) when serving HTTPS.
+    cert: Option<PathBuf>,
     _data: tempfile::TempDir,
 }
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// With `tls`, serves HTTPS with a fresh self-signed certificate for localhost.
+    fn start_with(tls: bool) -> Self {
         let data = tempfile::tempdir().unwrap();
         std::fs::write(data.path().join("server.key"), hex(&SECRET)).unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
@@ -47,9 +54,19 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fused"))
-            .args(["serve", "--port", &port.to_string(), "--data-dir"])
-            .arg(data.path())
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fused"));
+        cmd.args(["serve", "--port", &port.to_string(), "--data-dir"])
+            .arg(data.path());
+        let mut cert = None;
+        if tls {
+            let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+            let (c, k) = (data.path().join("cert.pem"), data.path().join("key.pem"));
+            std::fs::write(&c, ck.cert.pem()).unwrap();
+            std::fs::write(&k, ck.signing_key.serialize_pem()).unwrap();
+            cmd.arg("--tls-cert").arg(&c).arg("--tls-key").arg(&k);
+            cert = Some(c);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -72,12 +89,16 @@ impl Server {
         Self {
             child,
             addr,
+            cert,
             _data: data,
         }
     }
 
     fn base(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        match self.cert {
+            Some(_) => format!("https://localhost:{}/v1", self.addr.port()),
+            None => format!("http://{}/v1", self.addr),
+        }
     }
 }
 
@@ -102,6 +123,11 @@ fn run_python(script: &str, server: Option<&Server>, extra: &[(&str, String)]) {
     if let Some(s) = server {
         let tokens = SharedTokens::new(SECRET);
         cmd.env("FUSED_TEST_BASE_URL", s.base());
+        if let Some(cert) = &s.cert {
+            // The SDK's public switches: requests' own trust (not the OS store), with our CA.
+            cmd.env("FUSED_SYSTEM_TRUST", "0")
+                .env("REQUESTS_CA_BUNDLE", cert);
+        }
         for name in ["hello", "vector_tile", "raster_tile"] {
             cmd.env(
                 format!("FUSED_TEST_TOKEN_{}", name.to_uppercase()),
@@ -128,6 +154,13 @@ fn run_python(script: &str, server: Option<&Server>, extra: &[(&str, String)]) {
 #[test]
 fn sdk_gets_a_geodataframe_from_a_tile() {
     let s = Server::start();
+    run_python("sdk_tiles.py", Some(&s), &[]);
+}
+
+#[test]
+fn sdk_gets_a_geodataframe_over_https() {
+    let s = Server::start_with(true);
+    assert!(s.base().starts_with("https://"));
     run_python("sdk_tiles.py", Some(&s), &[]);
 }
 

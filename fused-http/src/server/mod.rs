@@ -1,8 +1,10 @@
 //! The axum server: routes, shared state, and serving.
 
 mod run;
+mod tls;
 mod tokens;
 
+pub use tls::{load_tls_config, serve_tls};
 pub use tokens::SharedTokens;
 
 use std::net::SocketAddr;

@@ -29,6 +29,12 @@ pub(crate) struct ServeArgs {
     /// Seconds a UDF run may take before it is stopped.
     #[arg(long, default_value_t = 130.0)]
     run_timeout: f64,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key", env = "FUSED_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "FUSED_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
@@ -55,28 +61,40 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
     let router = server::router(Arc::clone(&state));
     let addr = SocketAddr::new(a.host, a.port);
     let data_dir = a.data_dir.clone();
-    server::serve(
-        addr,
-        router,
-        move |bound| print_banner(&state, bound, &data_dir),
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down");
-        },
-    )
-    .await?;
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("shutting down");
+    };
+    match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = server::load_tls_config(cert, key)?;
+            let banner = move |bound| print_banner(&state, "https", bound, &data_dir);
+            server::serve_tls(addr, router, tls, banner, shutdown).await?;
+        }
+        _ => {
+            let banner = move |bound| print_banner(&state, "http", bound, &data_dir);
+            server::serve(addr, router, banner, shutdown).await?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints where the server listens and how to call each UDF. Write errors (a closed stdout)
 /// are ignored: the banner is a courtesy, the server keeps running.
-fn print_banner(state: &AppState, bound: SocketAddr, data_dir: &std::path::Path) {
-    let _ = write_banner(&mut std::io::stdout().lock(), state, bound, data_dir);
+fn print_banner(state: &AppState, scheme: &str, bound: SocketAddr, data_dir: &std::path::Path) {
+    let _ = write_banner(
+        &mut std::io::stdout().lock(),
+        state,
+        scheme,
+        bound,
+        data_dir,
+    );
 }
 
 fn write_banner(
     out: &mut impl Write,
     state: &AppState,
+    scheme: &str,
     bound: SocketAddr,
     data_dir: &std::path::Path,
 ) -> std::io::Result<()> {
@@ -90,7 +108,7 @@ fn write_banner(
     } else {
         host
     };
-    let base = format!("http://{host}:{}/v1", bound.port());
+    let base = format!("{scheme}://{host}:{}/v1", bound.port());
     let shared = format!("{base}/realtime-shared");
     writeln!(out, "fused-rs {} serving {base}", env!("CARGO_PKG_VERSION"))?;
     writeln!(out, "data folder: {}", data_dir.display())?;
