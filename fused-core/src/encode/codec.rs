@@ -191,35 +191,14 @@ pub fn decode_output(bytes: &Bytes) -> Result<Output> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{BinaryArray, Int32Array};
-    use arrow::datatypes::{DataType, Field};
-    use arrow::record_batch::RecordBatch;
 
     fn table() -> Output {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int32, false),
-            Field::new("geometry", DataType::Binary, true),
-        ]));
-        let mut pt = Vec::new();
-        wkb::writer::write_geometry(
-            &mut pt,
-            &geo_types::Point::new(1.0, 2.0),
-            &Default::default(),
-        )
-        .unwrap();
-        let b = RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(Int32Array::from(vec![7])),
-                Arc::new(BinaryArray::from(vec![Some(pt.as_slice())])),
-            ],
-        )
-        .unwrap();
-        Output::Table(
-            Table::from_batch(b)
-                .with_geometry("geometry", Crs::WGS84)
-                .unwrap(),
-        )
+        Output::Table(crate::output::table::fixtures::points(
+            &[7],
+            "geometry",
+            Crs::WGS84,
+            false,
+        ))
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What a UDF returns: a table, a raster, JSON, raw bytes, or nothing.
 
 mod raster;
-mod table;
+pub(crate) mod table;
 
 pub use raster::{Raster, RasterData, SampleType};
 pub use table::{Crs, GeometryColumn, Table};

@@ -185,3 +185,45 @@ impl From<RecordBatch> for Table {
         Self::from_batch(b)
     }
 }
+
+/// Tables for tests across the crate.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::sync::Arc;
+
+    use arrow::array::{BinaryArray, Int32Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+
+    use super::{Crs, Table};
+
+    /// `ids` as an `id` column and, beside each, the point (1, 2) as WKB in column `geom_name`;
+    /// the last row's geometry is null when `null_last`.
+    pub(crate) fn points(ids: &[i32], geom_name: &str, crs: Crs, null_last: bool) -> Table {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new(geom_name, DataType::Binary, true),
+        ]));
+        let mut pt = Vec::new();
+        wkb::writer::write_geometry(
+            &mut pt,
+            &geo_types::Point::new(1.0, 2.0),
+            &Default::default(),
+        )
+        .expect("writing to a Vec");
+        let geoms: Vec<Option<&[u8]>> = (0..ids.len())
+            .map(|i| (!(null_last && i + 1 == ids.len())).then_some(pt.as_slice()))
+            .collect();
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(ids.to_vec())),
+                Arc::new(BinaryArray::from(geoms)),
+            ],
+        )
+        .expect("a valid batch");
+        Table::from_batch(b)
+            .with_geometry(geom_name, crs)
+            .expect("a binary column")
+    }
+}

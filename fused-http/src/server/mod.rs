@@ -111,6 +111,21 @@ pub async fn serve(
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let listener = bind(addr, on_bound).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| Error::Io {
+            context: "serving".into(),
+            source,
+        })
+}
+
+/// Binds `addr` and reports the bound address (the real port when `addr` asks for port 0).
+pub(crate) async fn bind(
+    addr: SocketAddr,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<tokio::net::TcpListener, Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Io {
@@ -122,13 +137,7 @@ pub async fn serve(
         source,
     })?;
     on_bound(local);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| Error::Io {
-            context: "serving".into(),
-            source,
-        })
+    Ok(listener)
 }
 
 /// The default time a request may wait on a UDF before the server gives up on it.

@@ -64,17 +64,7 @@ pub async fn serve_tls(
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Io {
-            context: format!("binding {addr}"),
-            source,
-        })?;
-    let local = listener.local_addr().map_err(|source| Error::Io {
-        context: "reading the bound address".into(),
-        source,
-    })?;
-    on_bound(local);
+    let listener = super::bind(addr, on_bound).await?;
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
     let service = TowerToHyperService::new(router);

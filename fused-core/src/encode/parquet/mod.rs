@@ -173,30 +173,9 @@ pub fn decode_parquet(body: Bytes) -> Result<Table> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{BinaryArray, Int32Array};
-    use arrow::datatypes::{DataType, Field};
 
     fn table(crs: Crs) -> Table {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int32, false),
-            Field::new("geom", DataType::Binary, true),
-        ]));
-        let mut pt = Vec::new();
-        wkb::writer::write_geometry(
-            &mut pt,
-            &geo_types::Point::new(1.0, 2.0),
-            &Default::default(),
-        )
-        .unwrap();
-        let b = RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(Int32Array::from(vec![1, 2])),
-                Arc::new(BinaryArray::from(vec![Some(pt.as_slice()), None])),
-            ],
-        )
-        .unwrap();
-        Table::from_batch(b).with_geometry("geom", crs).unwrap()
+        crate::output::table::fixtures::points(&[1, 2], "geom", crs, true)
     }
 
     #[test]
