@@ -20,8 +20,9 @@ fn workspace() -> PathBuf {
 
 /// The interpreter of the test virtualenv; its absence is a failure with the fix in the message.
 fn python() -> PathBuf {
+    // A relative FUSED_TEST_PYTHON is taken from the workspace root, where commands are typed.
     let p = std::env::var_os("FUSED_TEST_PYTHON")
-        .map(PathBuf::from)
+        .map(|p| workspace().join(p))
         .unwrap_or_else(|| workspace().join("target/py/bin/python"));
     assert!(
         p.exists(),
