@@ -96,6 +96,20 @@ async fn http_transport_over_a_socket_and_retries_on_refused_connections() {
         .unwrap();
     assert_eq!(r.output.unwrap().as_table().unwrap().num_rows(), 2);
 
+    // Configured from options as the SDK is: the raster comes back as npy (`npy,tiff` first).
+    let o = fused_core::Options {
+        shared_udf_base_url: format!("http://{addr}/v1/realtime-shared"),
+        ..Default::default()
+    };
+    let ex = RemoteExecutor::from_options(&o).unwrap();
+    let out = ex
+        .execute(UdfCall::new(s.token().as_str(), Args::new().with("mode", "raster")))
+        .await
+        .unwrap()
+        .output
+        .unwrap();
+    assert_eq!(out.as_raster().unwrap().shape(), [1, 2, 2]);
+
     // Nothing listens here: retried, then a transport error that says so.
     let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -20,6 +20,7 @@ const MAX_BODY: usize = 1 << 30;
 pub struct RemoteExecutor {
     transport: Arc<dyn Transport>,
     shared_base: String,
+    formats: String,
 }
 
 impl RemoteExecutor {
@@ -28,7 +29,21 @@ impl RemoteExecutor {
         Self {
             transport,
             shared_base: shared_base.into().trim_end_matches('/').to_owned(),
+            formats: "parquet,npy,json".to_owned(),
         }
+    }
+
+    /// An executor over HTTP configured as the SDK is: `shared_udf_base_url`, the request
+    /// timeout and retries, and the format list `{raster},{vector},{simple}` from the
+    /// `default_dtype_out_*` options.
+    pub fn from_options(o: &fused_core::Options) -> Result<Self> {
+        let transport = Arc::new(crate::HttpTransport::from_options(o)?);
+        let mut ex = Self::new(transport, o.shared_udf_base_url.clone());
+        ex.formats = format!(
+            "{},{},{}",
+            o.default_dtype_out_raster, o.default_dtype_out_vector, o.default_dtype_out_simple
+        );
+        Ok(ex)
     }
 }
 
@@ -62,7 +77,7 @@ impl Executor for RemoteExecutor {
         };
         let query = {
             let mut q = form_urlencoded::Serializer::new(String::new());
-            q.append_pair("format", "parquet,npy,json");
+            q.append_pair("format", &self.formats);
             if let Some(m) = call.cache_max_age {
                 q.append_pair("cache_max_age", &m.as_secs().to_string());
             }

@@ -65,7 +65,8 @@ pub(crate) async fn run(a: RunArgs) -> fused::Result<ExitCode> {
     if let Some(t) = &a.tile {
         call = call.with_tile(parse_tile(t)?);
     }
-    let engine = LocalEngine::new(registry, 64 << 20, fused_jobs::DEFAULT_TIMEOUT);
+    let options = fused::Options::load()?;
+    let engine = LocalEngine::new(registry, 64 << 20, options.run_timeout());
     let result = engine.run(call).await?;
     eprint!("{}", result.logs.stdout);
     eprint!("{}", result.logs.stderr);
