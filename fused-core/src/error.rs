@@ -119,6 +119,14 @@ pub enum Error {
     /// A UDF that is not known by that name.
     #[error("no UDF named {0:?}")]
     UnknownUdf(String),
+    /// A chain of UDFs calling UDFs that went deeper than allowed.
+    #[error("recursion depth {depth} exceeds the limit of {limit} (UDFs calling UDFs)")]
+    RecursionLimit {
+        /// The depth of the refused call.
+        depth: u32,
+        /// The limit.
+        limit: u32,
+    },
     /// A UDF definition that is not valid.
     #[error("invalid UDF: {0}")]
     InvalidUdf(String),

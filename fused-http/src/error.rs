@@ -61,7 +61,8 @@ impl From<fused_core::Error> for ApiError {
             E::InvalidTile { .. }
             | E::InvalidBounds(_)
             | E::InvalidMaxAge { .. }
-            | E::Format(_) => ApiError::BadRequest(e.to_string()),
+            | E::Format(_)
+            | E::RecursionLimit { .. } => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

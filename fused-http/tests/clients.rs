@@ -103,7 +103,10 @@ async fn http_transport_over_a_socket_and_retries_on_refused_connections() {
     };
     let ex = RemoteExecutor::from_options(&o).unwrap();
     let out = ex
-        .execute(UdfCall::new(s.token().as_str(), Args::new().with("mode", "raster")))
+        .execute(UdfCall::new(
+            s.token().as_str(),
+            Args::new().with("mode", "raster"),
+        ))
         .await
         .unwrap()
         .output

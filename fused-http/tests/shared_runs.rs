@@ -154,6 +154,20 @@ async fn bad_requests_are_clear() {
             .contains("cache_max_age")
     );
 
+    let r = s
+        .get_with(
+            &format!("/v1/realtime-shared/{t}/run"),
+            &[("Fused-Recursion", "6")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("recursion depth 6")
+    );
+
     let r = s.get("/v1/nothing-here").await;
     assert_eq!(r.status, 404);
 }

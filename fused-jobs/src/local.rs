@@ -89,10 +89,10 @@ impl Executor for LocalExecutor {
         }
         let udf = self.registry.require(&call.udf)?;
         if call.recursion > self.max_recursion {
-            return Err(Error::InvalidUdf(format!(
-                "recursion depth {} exceeds the limit of {}",
-                call.recursion, self.max_recursion
-            )));
+            return Err(Error::RecursionLimit {
+                depth: call.recursion,
+                limit: self.max_recursion,
+            });
         }
         let bound = udf.bind(&call.args, call.tile)?;
         let ctx = RunContext::new(
