@@ -178,7 +178,7 @@ fn serve(args: &[String]) -> Result<(), String> {
 
     let cpu = cpu_model();
     println!(
-        "\nbench serve — wrk -t2 -c64 -d{secs}s, loopback, {cpu}, {} cores",
+        "\nbench serve — wrk -t2 -c64 -d{secs}s, median of {ROUNDS} rounds, loopback, {cpu}, {} cores",
         num_cores()
     );
     println!("| case | requests/s | p50 | p99 | vs hello-world | errors |");

@@ -17,7 +17,7 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the Fused API (and the demo UDFs) over HTTP.
+    /// Serve the Fused API (and the demo UDFs) over HTTP, or HTTPS with --tls-cert/--tls-key.
     Serve(serve::ServeArgs),
     /// Run a UDF locally and write its output.
     Run(run::RunArgs),
