@@ -15,7 +15,8 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         ".{0,20}".prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
@@ -29,14 +30,29 @@ fn any_json() -> impl Strategy<Value = Value> {
 
 fn any_kind() -> impl Strategy<Value = ParamKind> {
     prop_oneof![
-        Just(ParamKind::Int { min: None, max: None }),
-        Just(ParamKind::Int { min: Some(0.0), max: Some(10.0) }),
+        Just(ParamKind::Int {
+            min: None,
+            max: None
+        }),
+        Just(ParamKind::Int {
+            min: Some(0.0),
+            max: Some(10.0)
+        }),
         Just(ParamKind::Float),
         Just(ParamKind::Bool),
         Just(ParamKind::Str { choices: None }),
-        Just(ParamKind::Str { choices: Some(vec!["a".into(), "b".into()]) }),
-        Just(ParamKind::List { items: Box::new(ParamKind::Float) }),
-        Just(ParamKind::List { items: Box::new(ParamKind::Int { min: None, max: None }) }),
+        Just(ParamKind::Str {
+            choices: Some(vec!["a".into(), "b".into()])
+        }),
+        Just(ParamKind::List {
+            items: Box::new(ParamKind::Float)
+        }),
+        Just(ParamKind::List {
+            items: Box::new(ParamKind::Int {
+                min: None,
+                max: None
+            })
+        }),
         Just(ParamKind::Object),
         Just(ParamKind::Bounds),
         Just(ParamKind::Any),

@@ -92,6 +92,24 @@ async fn format_list_is_ordered_and_legacy_dtypes_map_onto_it() {
 }
 
 #[tokio::test]
+async fn any_site_may_fetch_shared_runs() {
+    let s = TestServer::new();
+    let r = s
+        .get_with(
+            &format!("/v1/realtime-shared/{}/run?n=1", s.token()),
+            &[("Origin", "https://maps.example")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let exposed = r
+        .header("access-control-expose-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-fused-metadata"), "{exposed}");
+}
+
+#[tokio::test]
 async fn tile_calls_get_bounds() {
     let s = TestServer::new();
     let t = s.token();

@@ -79,14 +79,23 @@ impl AppState {
 /// The router: the API under `/v1`.
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.config.max_body_bytes;
+    // Shared-token URLs are capabilities meant to be embedded anywhere (a map on another site
+    // fetching tiles), so any origin may read them, including the run's metadata.
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
+        .expose_headers([
+            axum::http::HeaderName::from_static("x-fused-metadata"),
+            axum::http::HeaderName::from_static("x-cache"),
+        ]);
+    let shared = Router::new()
+        .route("/{token}/run", get(run::shared_file))
+        .route("/{token}/run/file", get(run::shared_file))
+        .route("/{token}/run/tiles/{z}/{x}/{y}", get(run::shared_tile))
+        .layer(cors);
     let api = Router::new()
         .route("/health", get(health))
-        .route("/realtime-shared/{token}/run", get(run::shared_file))
-        .route("/realtime-shared/{token}/run/file", get(run::shared_file))
-        .route(
-            "/realtime-shared/{token}/run/tiles/{z}/{x}/{y}",
-            get(run::shared_tile),
-        )
+        .nest("/realtime-shared", shared)
         .fallback(not_found)
         .with_state(state);
     Router::new()

@@ -62,7 +62,7 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
     let addr = SocketAddr::new(a.host, a.port);
     let data_dir = a.data_dir.clone();
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        wait_for_stop_signal().await;
         eprintln!("shutting down");
     };
     match (&a.tls_cert, &a.tls_key) {
@@ -77,6 +77,29 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM (what service managers and containers send).
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Prints where the server listens and how to call each UDF. Write errors (a closed stdout)
