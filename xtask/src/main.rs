@@ -45,7 +45,8 @@ fn main() -> ExitCode {
 
 /// The workspace root (the parent of this crate).
 fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    here.canonicalize().unwrap_or(here)
 }
 
 /// Runs a command in the workspace root, failing with its name when it fails.
