@@ -8,7 +8,7 @@ use bytes::Bytes;
 use fused_core::cache::{Cache, Compute, Computed};
 use fused_core::encode::{decode_output, encode_output};
 use fused_core::{
-    CacheStatus, Executor, MaxAge, Result, RunMetadata, RunResult, UdfCall, UdfRegistry,
+    CacheStatus, Executor, MaxAge, Result, RunMetadata, RunResult, Udf, UdfCall, UdfRegistry,
 };
 
 /// The max age used when neither the call nor the UDF sets one (the SDK's local default).
@@ -45,6 +45,12 @@ impl<E: Executor + 'static> CachingExecutor<E> {
     pub fn with_default_max_age(mut self, m: MaxAge) -> Self {
         self.default_max_age = m;
         self
+    }
+
+    /// The cache key of a call of `udf`: its identity, its coerced arguments and its tile.
+    pub fn key(udf: &Udf, call: &UdfCall) -> Result<String> {
+        let bound = udf.bind(&call.args, call.tile)?;
+        Ok(format!("run:{}", udf.cache_key(&bound, call.tile)))
     }
 
     /// The wrapped executor.
@@ -105,27 +111,33 @@ impl<E: Executor + 'static> Executor for CachingExecutor<E> {
             return Ok(r);
         }
         let started = Instant::now();
-        let bound = udf.bind(&call.args, call.tile)?;
-        let key = format!("run:{}", udf.cache_key(&bound, call.tile));
-        let inner = Arc::clone(&self.inner);
-        let compute: Compute = Box::pin(async move {
-            let r = inner.execute(call).await?;
-            Ok(Computed {
-                value: pack(&r)?,
-                store: r.is_ok(),
-                ttl: max_age.duration(),
-            })
-        });
-        let lookup = self
-            .cache
-            .get_or_compute(&key, max_age.duration(), compute)
-            .await?;
-        let mut r = match unpack(&lookup.value) {
-            Ok(r) => r,
-            Err(e) => {
-                // A corrupt entry is a miss: drop it so the next call recomputes.
-                self.cache.remove(&key).await?;
-                return Err(e);
+        let key = Self::key(&udf, &call)?;
+        // A corrupt entry is a miss: it is dropped and the call computed (and stored) again;
+        // a second corrupt answer in a row is a failing backend, reported as such.
+        let mut attempt = 0;
+        let (mut r, lookup) = loop {
+            let inner = Arc::clone(&self.inner);
+            let this_call = call.clone();
+            let compute: Compute = Box::pin(async move {
+                let r = inner.execute(this_call).await?;
+                Ok(Computed {
+                    value: pack(&r)?,
+                    store: r.is_ok(),
+                    ttl: max_age.duration(),
+                })
+            });
+            let lookup = self
+                .cache
+                .get_or_compute(&key, max_age.duration(), compute)
+                .await?;
+            match unpack(&lookup.value) {
+                Ok(r) => break (r, lookup),
+                Err(e) if attempt == 0 => {
+                    tracing::warn!(%key, error = %e, "dropping a corrupt run cache entry");
+                    self.cache.remove(&key).await?;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
             }
         };
         r.elapsed = started.elapsed();

@@ -131,8 +131,21 @@ impl Cache for MemoryCache {
         let entries = self.entries.clone();
         let owned = key.to_owned();
         // The store happens inside the shared computation, before any waiter is woken, so a
-        // caller arriving just after it finishes finds the entry instead of recomputing.
+        // caller arriving just after it finishes finds the entry instead of recomputing; and a
+        // computation that starts just after another one stored its value takes that value.
         let storing: Compute = Box::pin(async move {
+            if let Some(e) = entries.get(&owned).await {
+                let age = SystemTime::now()
+                    .duration_since(e.created)
+                    .unwrap_or_default();
+                if age <= max_age {
+                    return Ok(Computed {
+                        value: e.value,
+                        store: false,
+                        ttl: e.ttl,
+                    });
+                }
+            }
             let c: Computed = compute.await?;
             if c.store && !c.ttl.is_zero() {
                 let e = Entry {

@@ -84,11 +84,18 @@ pub trait Cache: Send + Sync + fmt::Debug {
 
 type Flight = Shared<BoxFuture<'static, std::result::Result<Computed, Arc<Error>>>>;
 
+type FlightMap = Arc<Mutex<HashMap<String, (u64, Flight)>>>;
+
 /// Shares one computation per key among concurrent callers; a building block for
 /// [`Cache::get_or_compute`] implementations.
+///
+/// The computation runs as its own task: it finishes (and leaves the map) even when every
+/// caller that waited for it has gone, so a cancelled request never lets a second computation
+/// of the same key start beside the first.
 #[derive(Default)]
 pub struct SingleFlight {
-    inflight: Mutex<HashMap<String, Flight>>,
+    inflight: FlightMap,
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for SingleFlight {
@@ -106,37 +113,57 @@ impl SingleFlight {
         Self::default()
     }
 
+    /// Number of computations running now.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
     /// Runs `compute` for `key` unless a computation for it is already running, in which case
-    /// waits for that one. Returns the value and whether this caller started it.
+    /// waits for that one. Returns the value and whether this caller started it. Must be called
+    /// within a tokio runtime.
     pub async fn run(&self, key: &str, compute: Compute) -> Result<(Computed, bool)> {
         let (flight, leader) = {
             let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
             match map.get(key) {
-                Some(f) => (f.clone(), false),
+                Some((_, f)) => (f.clone(), false),
                 None => {
-                    let f: Flight = compute.map(|r| r.map_err(Arc::new)).boxed().shared();
-                    map.insert(key.to_owned(), f.clone());
+                    let id = self
+                        .next_id
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let forget = {
+                        let (map, key) = (Arc::clone(&self.inflight), key.to_owned());
+                        move || {
+                            let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+                            if m.get(&key).is_some_and(|(i, _)| *i == id) {
+                                m.remove(&key);
+                            }
+                        }
+                    };
+                    let on_done = forget.clone();
+                    let task = tokio::spawn(async move {
+                        let r = compute.await.map_err(Arc::new);
+                        on_done();
+                        r
+                    });
+                    let f: Flight = async move {
+                        task.await.unwrap_or_else(|e| {
+                            // The computation panicked: let the next caller start afresh.
+                            forget();
+                            Err(Arc::new(Error::Cache(format!(
+                                "the computation failed: {e}"
+                            ))))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    map.insert(key.to_owned(), (id, f.clone()));
                     (f, true)
                 }
             }
         };
-        // Removes the entry even if this caller is cancelled while waiting.
-        struct Done<'a>(&'a SingleFlight, &'a str, bool);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                if self.2 {
-                    self.0
-                        .inflight
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(self.1);
-                }
-            }
-        }
-        let _done = Done(self, key, leader);
         match flight.await {
             Ok(c) => Ok((c, leader)),
-            Err(e) => Err(Error::Cache(format!("computation failed: {e}"))),
+            Err(e) => Err(Arc::try_unwrap(e).unwrap_or_else(|shared| shared.duplicate())),
         }
     }
 }
@@ -170,6 +197,56 @@ mod tests {
             assert_eq!(t.await.unwrap(), Bytes::from_static(b"v"));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1);
-        assert!(sf.inflight.lock().unwrap().is_empty());
+        assert_eq!(sf.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_leader_does_not_let_a_second_computation_start() {
+        let sf = Arc::new(SingleFlight::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let compute = |runs: Arc<AtomicUsize>| -> Compute {
+            Box::pin(async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(Computed {
+                    value: Bytes::from_static(b"v"),
+                    store: true,
+                    ttl: Duration::from_secs(1),
+                })
+            })
+        };
+        // The leader gives up after 10 ms; a follower arriving later still joins its computation.
+        let leader = tokio::time::timeout(
+            Duration::from_millis(10),
+            sf.run("k", compute(Arc::clone(&runs))),
+        );
+        assert!(leader.await.is_err());
+        let (v, started) = sf.run("k", compute(Arc::clone(&runs))).await.unwrap();
+        assert_eq!((v.value.as_ref(), started), (&b"v"[..], false));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // And an abandoned computation still finishes and leaves the map.
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(10),
+            sf.run("j", compute(Arc::clone(&runs))),
+        );
+        assert!(abandoned.await.is_err());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(sf.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn errors_keep_their_kind() {
+        let sf = SingleFlight::new();
+        let e = sf
+            .run(
+                "k",
+                Box::pin(async { Err(Error::RecursionLimit { depth: 9, limit: 5 }) }),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::RecursionLimit { depth: 9, limit: 5 }),
+            "{e}"
+        );
     }
 }

@@ -159,5 +159,41 @@ pub enum Error {
     Json(#[from] serde_json::Error),
 }
 
+impl Error {
+    /// A copy of this error for a second receiver (errors of shared computations reach every
+    /// waiter): the same variant where its payload can be copied, otherwise the same message.
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Param(p) => Error::Param(p.clone()),
+            Error::InvalidMaxAge { value, reason } => Error::InvalidMaxAge {
+                value: value.clone(),
+                reason,
+            },
+            Error::InvalidTile { z, x, y, reason } => Error::InvalidTile {
+                z: *z,
+                x: *x,
+                y: *y,
+                reason: reason.clone(),
+            },
+            Error::InvalidBounds(m) => Error::InvalidBounds(m.clone()),
+            Error::UnknownUdf(m) => Error::UnknownUdf(m.clone()),
+            Error::RecursionLimit { depth, limit } => Error::RecursionLimit {
+                depth: *depth,
+                limit: *limit,
+            },
+            Error::InvalidUdf(m) => Error::InvalidUdf(m.clone()),
+            Error::Format(m) => Error::Format(m.clone()),
+            Error::Encode(m) => Error::Encode(m.clone()),
+            Error::Options(m) => Error::Options(m.clone()),
+            Error::Transport(m) => Error::Transport(m.clone()),
+            Error::Cache(m) => Error::Cache(m.clone()),
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Error::Arrow(e) => Error::Encode(format!("arrow: {e}")),
+            Error::Parquet(e) => Error::Encode(format!("parquet: {e}")),
+            Error::Json(e) => Error::Encode(format!("json: {e}")),
+        }
+    }
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

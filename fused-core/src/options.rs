@@ -170,16 +170,20 @@ impl Options {
     /// Checks values that would make no sense (negative timeouts, zero workers, …).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Options(m));
-        if !(self.request_timeout.is_finite() && self.request_timeout > 0.0) {
-            return bad(format!(
-                "request_timeout must be a positive number, got {}",
-                self.request_timeout
-            ));
+        for (name, v) in [
+            ("request_timeout", self.request_timeout),
+            ("run_timeout", self.run_timeout),
+        ] {
+            if !(v > 0.0 && v <= MAX_SECONDS) {
+                return bad(format!(
+                    "{name} must be a number of seconds in (0, {MAX_SECONDS}], got {v}"
+                ));
+            }
         }
-        if !(self.run_timeout.is_finite() && self.run_timeout > 0.0) {
+        let delay = self.request_retry_base_delay;
+        if !(0.0..=3_600.0).contains(&delay) {
             return bad(format!(
-                "run_timeout must be a positive number, got {}",
-                self.run_timeout
+                "request_retry_base_delay must be in [0, 3600] seconds, got {delay}"
             ));
         }
         if self.max_workers == 0 {
@@ -227,6 +231,9 @@ impl Options {
         std::time::Duration::from_secs_f64(self.run_timeout)
     }
 }
+
+/// The longest timeout accepted, in seconds (about four months): anything longer is a typo.
+pub const MAX_SECONDS: f64 = 1e7;
 
 fn parse_bool(k: &str, v: &str) -> Result<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
@@ -285,6 +292,12 @@ mod tests {
             .apply_env([("FUSED_MAX_WORKERS".to_owned(), "lots".to_owned())])
             .unwrap_err();
         assert!(e.to_string().contains("FUSED_MAX_WORKERS"), "{e}");
+        for bad in ["1e20", "inf", "NaN"] {
+            let e = o
+                .apply_env([("FUSED_RUN_TIMEOUT".to_owned(), bad.to_owned())])
+                .unwrap_err();
+            assert!(e.to_string().contains("run_timeout"), "{bad}: {e}");
+        }
         let e = o
             .apply_env([("FUSED_RUN_TIMEOUT".to_owned(), "-1".to_owned())])
             .unwrap_err();

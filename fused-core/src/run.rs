@@ -355,15 +355,27 @@ impl RunMetadata {
                     *s = format!("[… truncated]\n{}", &s[start..]);
                 }
                 None => {
-                    // The logs are spent: shorten the messages, once.
+                    // The logs are spent: halve the messages (and the class) until it fits.
                     m.stdout = None;
                     m.stderr = None;
-                    for f in [&mut m.errormsg, &mut m.exception].into_iter().flatten() {
-                        let keep: String = f.chars().take(1000).collect();
-                        *f = keep;
+                    m.profile = None;
+                    let mut shortened = false;
+                    for f in [&mut m.errormsg, &mut m.exception, &mut m.exception_class]
+                        .into_iter()
+                        .flatten()
+                    {
+                        let n = f.chars().count();
+                        if n > 16 {
+                            *f = format!("{}…", f.chars().take(n / 2).collect::<String>());
+                            shortened = true;
+                        }
                     }
-                    text = ascii_json(&m);
-                    break;
+                    if !shortened {
+                        // Nothing left to shorten: the fixed keys alone always fit.
+                        m.errormsg = None;
+                        m.exception = None;
+                        m.exception_class = None;
+                    }
                 }
             }
             text = ascii_json(&m);
@@ -377,7 +389,10 @@ fn ascii_json<T: Serialize>(v: &T) -> String {
     let raw = serde_json::to_string(v).unwrap_or_else(|_| "{}".into());
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
-        if c.is_ascii() {
+        if c == '\u{7f}' {
+            // DEL is ASCII but not allowed in a header value.
+            out.push_str("\\u007f");
+        } else if c.is_ascii() {
             out.push(c);
         } else {
             let mut units = [0u16; 2];
@@ -417,6 +432,18 @@ mod tests {
         m.set_failure(&t);
         assert_eq!(m.error_type.as_deref(), Some("timeout_error"));
         assert_eq!(m.failure().unwrap().kind, FailureKind::Timeout);
+    }
+
+    #[test]
+    fn long_messages_and_control_characters_still_make_a_valid_header() {
+        let f = UdfFailure::runtime("Ünïcode".repeat(500), "ü\u{7f}\u{1}".repeat(5_000));
+        let m = RunMetadata::from_result(&Logs::default(), Err(&f));
+        let h = m.to_header_value();
+        assert!(h.len() <= MAX_METADATA_BYTES, "{}", h.len());
+        assert!(h.bytes().all(|b| (0x20..0x7f).contains(&b)), "{h}");
+        let back: RunMetadata = serde_json::from_str(&h).unwrap();
+        assert!(back.has_exception);
+        assert!(back.errormsg.unwrap().starts_with("Ü"));
     }
 
     #[test]

@@ -65,6 +65,13 @@ async fn remote_executor_decodes_outputs_and_failures() {
         (FailureKind::Runtime, "ValueError")
     );
 
+    for bad in ["fsh_../../health", "fsh_a?x=1", "fsh_a/b"] {
+        let e = ex
+            .execute(UdfCall::new(bad, Args::new()))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not a shared token"), "{bad}: {e}");
+    }
     let e = ex
         .execute(UdfCall::new("fsh_nope", Args::new()))
         .await

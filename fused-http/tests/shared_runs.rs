@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use common::{RUNS, TestServer};
+use common::TestServer;
 use fused_core::encode::{decode_npy, decode_parquet};
 
 #[tokio::test]
@@ -253,7 +253,7 @@ async fn responses_are_cached_unless_disabled() {
     let s = TestServer::new();
     let t = s.token();
     let q = format!("/v1/realtime-shared/{t}/run?n=7&text=cache-test");
-    let before = RUNS.load(Ordering::SeqCst);
+    let before = s.runs.load(Ordering::SeqCst);
     let a = s.get(&q).await;
     let b = s.get(&q).await;
     assert_eq!(
@@ -267,13 +267,13 @@ async fn responses_are_cached_unless_disabled() {
         .get(&format!("/v1/realtime-shared/{t}/run?text=cache-test&n=07"))
         .await;
     assert_eq!(c.header("x-cache"), Some("hit"));
-    assert_eq!(RUNS.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(s.runs.load(Ordering::SeqCst) - before, 1);
 
     let d = s.get_with(&q, &[("X-Fused-Cache-Disable", "true")]).await;
     assert_eq!(d.header("x-cache"), Some("disabled"));
     let e = s.get(&format!("{q}&cache_max_age=0")).await;
     assert_eq!(e.header("x-cache"), Some("disabled"));
-    assert_eq!(RUNS.load(Ordering::SeqCst) - before, 3);
+    assert_eq!(s.runs.load(Ordering::SeqCst) - before, 3);
 
     // Failures are never cached.
     let f1 = s
@@ -297,7 +297,7 @@ async fn concurrent_identical_requests_run_once() {
         "/v1/realtime-shared/{}/run?mode=slow&text=concurrent",
         s.token()
     );
-    let before = RUNS.load(Ordering::SeqCst);
+    let before = s.runs.load(Ordering::SeqCst);
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (s, q) = (std::sync::Arc::clone(&s), q.clone());
@@ -306,5 +306,5 @@ async fn concurrent_identical_requests_run_once() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
-    assert_eq!(RUNS.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(s.runs.load(Ordering::SeqCst) - before, 1);
 }

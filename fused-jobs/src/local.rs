@@ -108,15 +108,18 @@ impl Executor for LocalExecutor {
             ));
         }
         let timeout = call.timeout.unwrap_or(self.timeout);
-        let _permit = self
-            .limit
-            .acquire()
-            .await
-            .map_err(|_| Error::InvalidUdf("executor closed".into()))?;
-        // Polled in place (no hand-off to another task): a panic is caught here, and on
-        // timeout the future is dropped, which cancels it.
-        let guarded = AssertUnwindSafe(udf.invoke(ctx.clone(), bound)).catch_unwind();
-        let output = match tokio::time::timeout(timeout, guarded).await {
+        // Waiting for a slot counts against the timeout too. The UDF is polled in place (no
+        // hand-off to another task): a panic is caught here, and on timeout the future is
+        // dropped, which cancels it.
+        let limit = &self.limit;
+        let run = async {
+            // The semaphore is never closed, so acquiring can only wait.
+            let _permit = limit.acquire().await.ok();
+            AssertUnwindSafe(udf.invoke(ctx.clone(), bound))
+                .catch_unwind()
+                .await
+        };
+        let output = match tokio::time::timeout(timeout, run).await {
             Ok(Ok(result)) => result,
             Ok(Err(panic)) => Err(UdfFailure::panic(panic_message(panic))),
             Err(_) => Err(UdfFailure::timeout(timeout)),
@@ -188,6 +191,26 @@ mod tests {
         // And the executor keeps serving.
         let ok = ex.execute(call("fine")).await.unwrap().output.unwrap();
         assert_eq!(ok, Output::Json("fine".into()));
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_slot_counts_against_the_timeout() {
+        let ex = LocalExecutor::new(registry())
+            .with_max_concurrency(1)
+            .with_timeout(Duration::from_millis(200));
+        let busy = tokio::spawn({
+            let ex = ex.clone();
+            async move {
+                ex.execute(call("sleep").with_timeout(Duration::from_secs(5)))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let t0 = Instant::now();
+        let f = ex.execute(call("fine")).await.unwrap().output.unwrap_err();
+        assert_eq!(f.kind, FailureKind::Timeout);
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        busy.abort();
     }
 
     #[tokio::test]

@@ -227,3 +227,99 @@ fn the_run_command_reports_bad_input() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["message"], "Hello, CLI!");
 }
+
+/// Every column type of the lean Parquet writer, with nulls, read by pyarrow.
+#[test]
+fn pyarrow_reads_every_column_type_we_write() {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, BinaryArray, BooleanArray, Float32Array, Float64Array, Int8Array, Int16Array,
+        Int32Array, Int64Array, LargeStringArray, StringArray, UInt8Array, UInt16Array,
+        UInt32Array, UInt64Array,
+    };
+    use arrow::datatypes::{Field, Schema};
+    use arrow::record_batch::RecordBatch;
+
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        (
+            "b",
+            Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+        ),
+        (
+            "i8",
+            Arc::new(Int8Array::from(vec![Some(-128), Some(127), None])),
+        ),
+        (
+            "i16",
+            Arc::new(Int16Array::from(vec![None, Some(-32768), Some(32767)])),
+        ),
+        (
+            "i32",
+            Arc::new(Int32Array::from(vec![Some(i32::MIN), None, Some(i32::MAX)])),
+        ),
+        (
+            "i64",
+            Arc::new(Int64Array::from(vec![
+                Some(i64::MIN),
+                Some(0),
+                Some(i64::MAX),
+            ])),
+        ),
+        (
+            "u8",
+            Arc::new(UInt8Array::from(vec![Some(255), None, Some(0)])),
+        ),
+        (
+            "u16",
+            Arc::new(UInt16Array::from(vec![Some(65535), Some(1), None])),
+        ),
+        (
+            "u32",
+            Arc::new(UInt32Array::from(vec![Some(u32::MAX), None, Some(7)])),
+        ),
+        (
+            "u64",
+            Arc::new(UInt64Array::from(vec![Some(u64::MAX), Some(1), None])),
+        ),
+        (
+            "f32",
+            Arc::new(Float32Array::from(vec![Some(1.5), None, Some(-0.25)])),
+        ),
+        (
+            "f64",
+            Arc::new(Float64Array::from(vec![None, Some(f64::MAX), Some(1e-300)])),
+        ),
+        (
+            "s",
+            Arc::new(StringArray::from(vec![Some("é ü"), None, Some("")])),
+        ),
+        (
+            "ls",
+            Arc::new(LargeStringArray::from(vec![Some("large"), Some("x"), None])),
+        ),
+        (
+            "bin",
+            Arc::new(BinaryArray::from(vec![
+                Some(&b"\x00\xff"[..]),
+                None,
+                Some(&b""[..]),
+            ])),
+        ),
+    ];
+    let schema = Arc::new(Schema::new(
+        cols.iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema, cols.into_iter().map(|(_, a)| a).collect()).unwrap();
+    let bytes = fused_core::encode::encode_parquet(&fused::Table::from_batch(batch)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("types.parquet");
+    std::fs::write(&path, bytes).unwrap();
+    run_python(
+        "read_types.py",
+        None,
+        &[("FUSED_TEST_PARQUET", path.display().to_string())],
+    );
+}

@@ -22,6 +22,18 @@ pub(crate) fn png_compatible(r: &Raster) -> std::result::Result<(), String> {
     }
 }
 
+/// Why a raster cannot be a TIFF here, if it cannot: one band of any type, or 3/4 bands of
+/// u8/u16 (RGB/RGBA).
+pub(crate) fn tiff_compatible(r: &Raster) -> std::result::Result<(), String> {
+    match (r.data(), r.bands()) {
+        (_, 1) | (RasterData::U8(_) | RasterData::U16(_), 3 | 4) => Ok(()),
+        (d, n) => Err(format!(
+            "TIFF here holds one band of any type or 3/4 bands of u8/u16, not {n} bands of {:?}; use npy",
+            d.sample_type()
+        )),
+    }
+}
+
 /// Band-major samples → pixel-interleaved samples.
 fn interleave<T: Copy>(v: &[T], bands: usize, pixels: usize) -> Vec<T> {
     if bands == 1 {
@@ -159,11 +171,9 @@ pub(crate) fn encode_tiff(r: &Raster) -> Result<Vec<u8>> {
         (RasterData::I32(v), 1) => write!(colortype::GrayI32, v[..]),
         (RasterData::F32(v), 1) => write!(colortype::Gray32Float, v[..]),
         (RasterData::F64(v), 1) => write!(colortype::Gray64Float, v[..]),
-        (d, n) => {
-            return Err(Error::Format(format!(
-                "tiff here holds one band of any type or 3/4 bands of u8/u16, not {n} bands of {:?}; use npy",
-                d.sample_type()
-            )));
+        _ => {
+            let why = tiff_compatible(r).err().unwrap_or_default();
+            return Err(Error::Format(why));
         }
     }
     Ok(buf.into_inner())

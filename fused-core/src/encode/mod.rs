@@ -115,7 +115,8 @@ impl Format {
                 )
             }
             Output::Raster(r) => match self {
-                Format::Tiff | Format::Npy => true,
+                Format::Npy => true,
+                Format::Tiff => image::tiff_compatible(r).is_ok(),
                 Format::Png => image::png_compatible(r).is_ok(),
                 _ => false,
             },
@@ -125,11 +126,12 @@ impl Format {
     }
 
     /// The format used when the caller names none: Parquet for tables, PNG for rasters that
-    /// fit it (else TIFF), JSON for JSON values.
+    /// fit it (else TIFF, else npy), JSON for JSON values.
     pub fn default_for(output: &Output) -> Format {
         match output {
             Output::Raster(r) if image::png_compatible(r).is_ok() => Format::Png,
-            Output::Raster(_) => Format::Tiff,
+            Output::Raster(r) if image::tiff_compatible(r).is_ok() => Format::Tiff,
+            Output::Raster(_) => Format::Npy,
             Output::Json(_) => Format::Json,
             _ => Format::Parquet,
         }
@@ -314,6 +316,16 @@ mod tests {
         assert_eq!(sdk.choose(&j).unwrap(), Format::Json);
         assert_eq!(sdk.choose(&r).unwrap(), Format::Npy);
         assert_eq!(FormatPrefs::parse("").choose(&r).unwrap(), Format::Tiff);
+        let two_bands =
+            Output::Raster(Raster::new(2, 1, 1, RasterData::F32(vec![0.0; 2])).unwrap());
+        assert_eq!(
+            FormatPrefs::parse("").choose(&two_bands).unwrap(),
+            Format::Npy
+        );
+        assert_eq!(
+            FormatPrefs::parse("tiff,npy").choose(&two_bands).unwrap(),
+            Format::Npy
+        );
         assert_eq!(
             FormatPrefs::parse("mvt, json").choose(&j).unwrap(),
             Format::Json

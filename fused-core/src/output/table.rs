@@ -25,10 +25,10 @@ impl Crs {
     /// Parses `"EPSG:4326"` (any case) or bare digits; anything else is kept as text.
     pub fn parse(text: &str) -> Self {
         let t = text.trim();
-        let digits = t
-            .strip_prefix("EPSG:")
-            .or_else(|| t.strip_prefix("epsg:"))
-            .unwrap_or(t);
+        let digits = match t.get(..5) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("epsg:") => &t[5..],
+            _ => t,
+        };
         match digits.parse::<u32>() {
             Ok(code) => Crs::Epsg(code),
             Err(_) => Crs::Other(t.to_owned()),

@@ -32,6 +32,12 @@ pub trait Handler: Send + Sync + 'static {
         ctx: RunContext,
         params: Map<String, Value>,
     ) -> BoxFuture<'static, Result<Output, UdfFailure>>;
+
+    /// The handler's Rust type, part of the UDF's identity (a closure's type names the place
+    /// it was written).
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
 }
 
 /// An error a native UDF returns to choose the exception class the caller sees.
@@ -243,13 +249,23 @@ impl Udf {
         self.schema.has("bounds") || self.schema.has("bbox")
     }
 
-    /// A stable hash of what this UDF is (metadata and version), for cache keys.
+    /// A stable hash of what this UDF is, for cache keys: its metadata, its version, its
+    /// parameter schema and the type of its handler (for a native UDF, the closure's own type,
+    /// so two UDFs that share a name but not their code never share cache entries).
     pub fn identity(&self) -> &str {
         self.identity.get_or_init(|| {
             let mut h = Sha256::new();
-            h.update(self.version.as_bytes());
-            h.update([0]);
-            h.update(self.meta.to_json().as_bytes());
+            for part in [
+                self.version.as_bytes(),
+                self.meta.to_json().as_bytes(),
+                self.handler.type_name().as_bytes(),
+                serde_json::to_string(&self.schema)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            ] {
+                h.update((part.len() as u64).to_le_bytes());
+                h.update(part);
+            }
             hex::encode(&h.finalize()[..16])
         })
     }
@@ -407,6 +423,12 @@ mod tests {
         assert_ne!(k(Args::new(), None), k(Args::new(), tile));
         let v2 = udf().with_version("2");
         assert_ne!(u.identity(), v2.identity());
+        // Same name and parameters, other code: other identity.
+        let twin = Udf::native("t", |_c: RunContext, _p: P| async move {
+            Ok::<_, UdfError>(Output::Empty)
+        });
+        assert_ne!(u.identity(), twin.identity());
+        assert_eq!(u.identity(), udf().identity(), "stable for the same code");
     }
 
     #[test]

@@ -68,6 +68,16 @@ impl Executor for RemoteExecutor {
                 )));
             }
         };
+        // A token goes into the URL path as is, so it may hold nothing that changes the path.
+        if token.is_empty()
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(Error::UnknownUdf(format!(
+                "{token:?} is not a shared token"
+            )));
+        }
         let path = match call.tile {
             Some(t) => format!(
                 "{}/{token}/run/tiles/{}/{}/{}",
@@ -79,7 +89,10 @@ impl Executor for RemoteExecutor {
             let mut q = form_urlencoded::Serializer::new(String::new());
             q.append_pair("format", &self.formats);
             if let Some(m) = call.cache_max_age {
-                q.append_pair("cache_max_age", &m.as_secs().to_string());
+                // Whole seconds on the wire, rounded up so a short age does not become "off".
+                let d = m.duration();
+                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                q.append_pair("cache_max_age", &secs.to_string());
             }
             for (k, v) in call.args.iter() {
                 if !v.is_null() {

@@ -10,7 +10,6 @@ pub use tokens::SharedTokens;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -25,7 +24,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Max age of cached responses when neither the request nor the UDF sets one.
     pub default_max_age: MaxAge,
-    /// Largest request body accepted.
+    /// Largest request body accepted (enforced on every route; the routes that take bodies
+    /// come with the REST API).
     pub max_body_bytes: usize,
 }
 
@@ -148,6 +148,3 @@ pub(crate) async fn bind(
     on_bound(local);
     Ok(listener)
 }
-
-/// The default time a request may wait on a UDF before the server gives up on it.
-pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(130);

@@ -18,8 +18,6 @@ use fused_http::InProcessTransport;
 use fused_http::server::{self, AppState, ServerConfig, SharedTokens};
 use serde::Deserialize;
 
-pub static RUNS: AtomicUsize = AtomicUsize::new(0);
-
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct EchoParams {
@@ -41,9 +39,16 @@ impl Default for EchoParams {
 }
 
 /// `echo`: a table of `n` rows; `mode` makes it fail, panic, sleep, or return other kinds.
-pub fn echo() -> Udf {
-    Udf::native("echo", |ctx: RunContext, p: EchoParams| async move {
-        RUNS.fetch_add(1, Ordering::SeqCst);
+/// Every run is counted in `runs`.
+pub fn echo(runs: Arc<AtomicUsize>) -> Udf {
+    Udf::native("echo", move |ctx: RunContext, p: EchoParams| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        echo_body(ctx, p)
+    })
+}
+
+async fn echo_body(ctx: RunContext, p: EchoParams) -> Result<Output, UdfError> {
+    {
         ctx.print(format!("echo n={} mode={}", p.n, p.mode));
         match p.mode.as_str() {
             "error" => return Err(UdfError::value(format!("bad mode for {}", p.text))),
@@ -79,19 +84,22 @@ pub fn echo() -> Udf {
         ];
         let b = RecordBatch::try_new(schema, cols).map_err(|e| UdfError::value(e.to_string()))?;
         Ok(Output::Table(Table::from_batch(b)))
-    })
+    }
 }
 
 pub struct TestServer {
     pub state: Arc<AppState>,
     pub transport: InProcessTransport,
     pub router: axum::Router,
+    /// Runs of `echo` on this server.
+    pub runs: Arc<AtomicUsize>,
 }
 
 impl TestServer {
     pub fn new() -> Self {
         let registry = Arc::new(UdfRegistry::new());
-        registry.register(echo()).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        registry.register(echo(Arc::clone(&runs))).unwrap();
         let executor = Arc::new(
             fused_jobs::LocalExecutor::new(Arc::clone(&registry))
                 .with_timeout(Duration::from_millis(500)),
@@ -109,6 +117,7 @@ impl TestServer {
             transport: InProcessTransport::new(router.clone()),
             state,
             router,
+            runs,
         }
     }
 

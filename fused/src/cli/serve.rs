@@ -38,12 +38,17 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
-    if !(a.run_timeout.is_finite() && a.run_timeout > 0.0) {
+    if !(a.run_timeout > 0.0 && a.run_timeout <= fused_core::options::MAX_SECONDS) {
         return Err(fused::Error::Usage(format!(
-            "--run-timeout must be a positive number, got {}",
+            "--run-timeout must be a number of seconds in (0, {}], got {}",
+            fused_core::options::MAX_SECONDS,
             a.run_timeout
         )));
     }
+    let cache_bytes = a
+        .cache_mb
+        .checked_mul(1 << 20)
+        .ok_or_else(|| fused::Error::Usage(format!("--cache-mb {} is too large", a.cache_mb)))?;
     let registry = Arc::new(UdfRegistry::new());
     fused::demos::register(&registry)?;
     // The server caches encoded responses itself, so its executor runs every call it is given.
@@ -51,7 +56,7 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         fused::LocalExecutor::new(Arc::clone(&registry))
             .with_timeout(Duration::from_secs_f64(a.run_timeout)),
     );
-    let cache = Arc::new(fused::MemoryCache::new(a.cache_mb << 20));
+    let cache = Arc::new(fused::MemoryCache::new(cache_bytes));
     let tokens = SharedTokens::from_data_dir(&a.data_dir)?;
     let config = ServerConfig {
         data_dir: a.data_dir.clone(),

@@ -77,6 +77,20 @@ fn mapping(t: &DataType) -> Option<Mapping> {
     })
 }
 
+/// The largest table (in Arrow memory) written with one page per column; larger ones go to the
+/// general writer, which pages them. It also keeps every size below `i32::MAX`, as the format
+/// requires.
+const MAX_BYTES: usize = 64 << 20;
+
+/// True when the batches are small enough for one page per column.
+pub(super) fn fits(batches: &[RecordBatch]) -> bool {
+    batches
+        .iter()
+        .map(RecordBatch::get_array_memory_size)
+        .sum::<usize>()
+        <= MAX_BYTES
+}
+
 /// True when every column of `schema` is one this writer stores.
 pub(super) fn supports(schema: &Schema) -> bool {
     !schema.fields().is_empty()
@@ -91,7 +105,9 @@ fn def_levels(out: &mut Vec<u8>, columns: &[&dyn Array]) {
     let n: usize = columns.iter().map(|c| c.len()).sum();
     let nulls: usize = columns.iter().map(|c| c.null_count()).sum();
     let mut body = Vec::with_capacity(8 + n / 8);
-    if nulls == 0 {
+    if n == 0 {
+        // No values, no runs.
+    } else if nulls == 0 {
         // One RLE run of n ones.
         push_varint(&mut body, (n as u64) << 1);
         body.push(1);
@@ -225,7 +241,8 @@ struct Chunk {
     values: i64,
 }
 
-/// Writes `batches` (all of `schema`, which [`supports`] accepted) as one Parquet file.
+/// Writes `batches` (all of `schema`, which [`supports`] accepted, and small enough that
+/// [`fits`] holds) as one Parquet file.
 pub(super) fn write(
     schema: &Schema,
     batches: &[RecordBatch],

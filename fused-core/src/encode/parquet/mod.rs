@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -12,6 +12,8 @@ use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde_json::{Value, json};
+
+use geo_traits::{Dimensions, GeometryTrait};
 
 use crate::error::{Error, Result};
 use crate::geom::{BBox, read_wkb, type_name};
@@ -42,7 +44,7 @@ fn crs_of_projjson(v: &Value) -> Crs {
         v.pointer("/id/authority").and_then(Value::as_str),
         v.pointer("/id/code").and_then(Value::as_u64),
     ) {
-        (Some("EPSG"), Some(code)) => Crs::Epsg(code as u32),
+        (Some("EPSG"), Some(code)) if u32::try_from(code).is_ok() => Crs::Epsg(code as u32),
         _ => Crs::Other(v.to_string()),
     }
 }
@@ -50,14 +52,19 @@ fn crs_of_projjson(v: &Value) -> Crs {
 /// The GeoParquet `geo` metadata (JSON text) of a table's geometry column.
 pub(crate) fn geo_metadata(table: &Table, g: &GeometryColumn) -> Result<String> {
     let mut bbox = BBox(None);
-    let mut types: Vec<&'static str> = Vec::new();
+    let mut types: Vec<String> = Vec::new();
     for (row, wkb) in table.wkb_rows().into_iter().enumerate() {
         let Some(wkb) = wkb else { continue };
         let geom = read_wkb(wkb).map_err(|e| Error::Encode(format!("row {row}: {e}")))?;
         bbox.add_geometry(&geom);
+        // GeoParquet names 3D types with a " Z" suffix ("Point Z").
+        let z = matches!(geom.dim(), Dimensions::Xyz | Dimensions::Xyzm);
         let t = type_name(&geom);
-        if !types.contains(&t) {
-            types.push(t);
+        if !types
+            .iter()
+            .any(|have| have.strip_suffix(" Z").unwrap_or(have) == t && have.ends_with(" Z") == z)
+        {
+            types.push(if z { format!("{t} Z") } else { t.to_owned() });
         }
     }
     types.sort_unstable();
@@ -94,18 +101,20 @@ fn writer_options(kv: Vec<KeyValue>) -> ArrowWriterOptions {
 
 /// Writes the table as Parquet (GeoParquet 1.1 with a `geo` key when it has a geometry column).
 ///
-/// Flat tables of primitive columns (numbers, booleans, strings, binary — what tiles are made
-/// of) take a lean writer of our own; anything else the general `parquet` writer.
+/// Small flat tables of primitive columns (numbers, booleans, strings, binary — what tiles are
+/// made of) take a lean writer of our own; anything else the general `parquet` writer, which
+/// splits large columns into pages.
+///
+/// Every file carries at least one key-value entry (`fused:format`): the SDK 2.9.5 fails on a
+/// file without key-value metadata (`b"geo" in None`).
 pub fn encode_parquet(table: &Table) -> Result<Vec<u8>> {
     let geo = table
         .geometry()
         .map(|g| geo_metadata(table, g))
         .transpose()?;
-    if flat::supports(table.schema()) {
-        // The SDK 2.9.5 fails on a file without key-value metadata (`b"geo" in None`), so
-        // there is always at least one entry.
-        let mut kv = vec![("fused:format".to_owned(), "table".to_owned())];
-        kv.extend(geo.map(|g| ("geo".to_owned(), g)));
+    let mut kv = vec![("fused:format".to_owned(), "table".to_owned())];
+    kv.extend(geo.map(|g| ("geo".to_owned(), g)));
+    if flat::supports(table.schema()) && flat::fits(table.batches()) {
         return Ok(flat::write(
             table.schema(),
             table.batches(),
@@ -113,18 +122,15 @@ pub fn encode_parquet(table: &Table) -> Result<Vec<u8>> {
             CREATED_BY,
         ));
     }
-    encode_parquet_general(table, geo)
+    encode_parquet_general(table, kv)
 }
 
 /// What our files say wrote them.
 const CREATED_BY: &str = concat!("fused-rs version ", env!("CARGO_PKG_VERSION"));
 
 /// Writes the table with the general `parquet` writer.
-fn encode_parquet_general(table: &Table, geo: Option<String>) -> Result<Vec<u8>> {
-    let kv: Vec<KeyValue> = geo
-        .into_iter()
-        .map(|g| KeyValue::new("geo".to_owned(), g))
-        .collect();
+fn encode_parquet_general(table: &Table, kv: Vec<(String, String)>) -> Result<Vec<u8>> {
+    let kv: Vec<KeyValue> = kv.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect();
     let mut buf = Vec::with_capacity(4096);
     let mut w = ArrowWriter::try_new_with_options(
         &mut buf,
@@ -158,10 +164,18 @@ pub fn decode_parquet(body: Bytes) -> Result<Table> {
         .build()?
         .map(|b| b.and_then(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())))
         .collect::<Result<Vec<_>, _>>()?;
+    // The primary column is taken only when it exists and holds WKB; a missing or null `crs`
+    // means OGC:CRS84, that is lon/lat.
     let geometry = geo.and_then(|g| {
         let name = g.get("primary_column")?.as_str()?.to_owned();
+        let field = schema.field_with_name(&name).ok()?;
+        if !matches!(field.data_type(), DataType::Binary | DataType::LargeBinary) {
+            return None;
+        }
         let crs = g
-            .pointer(&format!("/columns/{name}/crs"))
+            .get("columns")
+            .and_then(|c| c.get(&name))
+            .and_then(|c| c.get("crs"))
             .filter(|c| !c.is_null())
             .map(crs_of_projjson)
             .unwrap_or(Crs::WGS84);
@@ -173,6 +187,7 @@ pub fn decode_parquet(body: Bytes) -> Result<Table> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
 
     fn table(crs: Crs) -> Table {
         crate::output::table::fixtures::points(&[1, 2], "geom", crs, true)
@@ -192,6 +207,29 @@ mod tests {
         assert_eq!(geo["columns"]["geom"]["bbox"], json!([1.0, 2.0, 1.0, 2.0]));
         assert_eq!(geo["columns"]["geom"]["geometry_types"], json!(["Point"]));
         assert_eq!(geo["columns"]["geom"]["crs"]["id"]["code"], 4326);
+    }
+
+    #[test]
+    fn three_dimensional_types_get_a_z_suffix() {
+        let mut wkb3 = Vec::new();
+        let p3 = wkt::Wkt::<f64>::from_str("POINT Z (1 2 3)").unwrap();
+        wkb::writer::write_geometry(&mut wkb3, &p3, &Default::default()).unwrap();
+        let schema = Arc::new(Schema::new(vec![arrow::datatypes::Field::new(
+            "g",
+            DataType::Binary,
+            false,
+        )]));
+        let b = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(arrow::array::BinaryArray::from(vec![
+                wkb3.as_slice(),
+            ]))],
+        )
+        .unwrap();
+        let t = Table::from_batch(b).with_geometry("g", Crs::WGS84).unwrap();
+        let geo: Value =
+            serde_json::from_str(&geo_metadata(&t, t.geometry().unwrap()).unwrap()).unwrap();
+        assert_eq!(geo["columns"]["g"]["geometry_types"], json!(["Point Z"]));
     }
 
     #[test]
