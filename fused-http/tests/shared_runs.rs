@@ -80,6 +80,13 @@ async fn format_list_is_ordered_and_legacy_dtypes_map_onto_it() {
         (r.header("content-type"), &r.body[..]),
         (Some("text/plain"), &b"plain text"[..])
     );
+    let r = s
+        .get(&format!("/v1/realtime-shared/{t}/run?mode=badtype"))
+        .await;
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("application/octet-stream"))
+    );
     // No format that fits: 400 naming what would.
     let r = s
         .get(&format!(

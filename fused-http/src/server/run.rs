@@ -159,9 +159,10 @@ impl Reply {
     fn into_response(self, cache: &'static str) -> Response {
         let mut r = (self.status, self.body).into_response();
         let h = r.headers_mut();
-        if let Ok(v) = HeaderValue::from_maybe_shared(self.content_type) {
-            h.insert(header::CONTENT_TYPE, v);
-        }
+        // A UDF that names an impossible content type gets a neutral one rather than none.
+        let ct = HeaderValue::from_maybe_shared(self.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+        h.insert(header::CONTENT_TYPE, ct);
         if !self.metadata.is_empty()
             && let Ok(v) = HeaderValue::from_maybe_shared(self.metadata)
         {

@@ -66,6 +66,7 @@ async fn echo_body(ctx: RunContext, p: EchoParams) -> Result<Output, UdfError> {
                 return Ok(Output::Raster(r));
             }
             "bytes" => return Ok(Output::bytes("text/plain", "plain text")),
+            "badtype" => return Ok(Output::bytes("text/\nplain", "x")),
             "loud" => {
                 for i in 0..5000 {
                     ctx.print(format!("line {i} {}", "é".repeat(50)));
