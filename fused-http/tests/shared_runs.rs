@@ -315,3 +315,19 @@ async fn concurrent_identical_requests_run_once() {
     }
     assert_eq!(s.runs.load(Ordering::SeqCst) - before, 1);
 }
+
+#[tokio::test]
+async fn a_replaced_udf_is_not_answered_from_the_old_one_s_cache() {
+    let s = TestServer::new();
+    let url = format!("/v1/realtime-shared/{}/run?n=1&format=json", s.token());
+    let a = s.get(&url).await;
+    assert_eq!((a.status, s.get(&url).await.header("x-cache")), (200, Some("hit")));
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Any {}
+    let v2 = fused_core::Udf::native("echo", |_: fused_core::RunContext, _: Any| async {
+        Ok::<_, std::convert::Infallible>(fused_core::Output::Json("v2".into()))
+    });
+    s.state.registry.register(v2).unwrap();
+    let b = s.get(&url).await;
+    assert_eq!((b.header("x-cache"), b.json()), (Some("miss"), serde_json::json!("v2")));
+}

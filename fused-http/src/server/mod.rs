@@ -88,19 +88,24 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::http::HeaderName::from_static("x-fused-metadata"),
             axum::http::HeaderName::from_static("x-cache"),
         ]);
-    let shared = Router::new()
-        .route("/{token}/run", get(run::shared_file))
-        .route("/{token}/run/file", get(run::shared_file))
-        .route("/{token}/run/tiles/{z}/{x}/{y}", get(run::shared_tile))
-        .layer(cors);
-    let api = Router::new()
-        .route("/health", get(health))
-        .nest("/realtime-shared", shared)
-        .fallback(not_found)
-        .with_state(state);
+    // Full paths in one flat router: nested routers rewrite the path on every request.
+    const SHARED: &str = "/v1/realtime-shared/{token}";
     Router::new()
-        .nest("/v1", api)
+        .route("/v1/health", get(health))
+        .route(
+            &format!("{SHARED}/run"),
+            get(run::shared_file).layer(cors.clone()),
+        )
+        .route(
+            &format!("{SHARED}/run/file"),
+            get(run::shared_file).layer(cors.clone()),
+        )
+        .route(
+            &format!("{SHARED}/run/tiles/{{z}}/{{x}}/{{y}}"),
+            get(run::shared_tile).layer(cors),
+        )
         .fallback(not_found)
+        .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
 }
 

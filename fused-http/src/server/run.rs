@@ -55,14 +55,6 @@ impl RunRequest {
             Some(f) => FormatPrefs::parse(&f),
             None => FormatPrefs::from_legacy(legacy_raster.as_deref(), legacy_vector.as_deref()),
         };
-        let header_true = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| {
-                    matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
-                })
-        };
         let recursion = headers
             .get("fused-recursion")
             .and_then(|v| v.to_str().ok())
@@ -72,7 +64,7 @@ impl RunRequest {
             args,
             formats,
             cache_max_age,
-            cache_disabled_by_header: header_true("x-fused-cache-disable"),
+            cache_disabled_by_header: cache_disabled(headers),
             recursion,
         })
     }
@@ -241,16 +233,36 @@ async fn run_shared(
         .registry
         .get(&name)
         .ok_or_else(|| ApiError::NotFound(format!("the UDF {name:?} is gone")))?;
+    let default_max_age = udf
+        .meta()
+        .cache_max_age
+        .unwrap_or(state.config.default_max_age);
+
+    // Map clients ask for the very same URLs again and again: an entry keyed by the UDF and
+    // the raw request answers those without parsing or binding anything. Requests that steer
+    // the cache themselves take the full path.
+    let raw = query.as_deref().unwrap_or("");
+    let url_key =
+        (!cache_disabled(&headers) && !raw.contains("cache_max_age") && !default_max_age.is_zero())
+            .then(|| {
+                let t = tile.map(|t| t.to_string()).unwrap_or_default();
+                format!("url:{}:{t}?{raw}", udf.identity())
+            });
+    if let Some(k) = &url_key
+        && let Ok(Some(e)) = state.cache.get(k).await
+        && e.age() <= default_max_age.duration()
+        && let Some(reply) = Reply::unpack(&e.value)
+    {
+        return Ok(reply.into_response("hit"));
+    }
+
     let req = RunRequest::parse(query.as_deref(), &headers)?;
     // Bind first: a wrong parameter is a 422 before anything runs or is cached.
     let bound = udf.bind(&req.args, tile)?;
     let max_age = match (req.cache_max_age, req.cache_disabled_by_header) {
         (Some(m), _) => m,
         (None, true) => MaxAge::ZERO,
-        (None, false) => udf
-            .meta()
-            .cache_max_age
-            .unwrap_or(state.config.default_max_age),
+        (None, false) => default_max_age,
     };
     let call = UdfCall {
         udf: UdfRef::Native(Arc::clone(&udf)),
@@ -271,15 +283,9 @@ async fn run_shared(
         udf.cache_key(&bound, tile),
         formats_key.join(",")
     );
-    // The common case first: a fresh entry, answered without setting up a computation.
-    if let Ok(Some(e)) = state.cache.get(&key).await
-        && e.age() <= max_age.duration()
-        && let Some(reply) = Reply::unpack(&e.value)
-    {
-        return Ok(reply.into_response("hit"));
-    }
     let st = Arc::clone(&state);
     let formats = req.formats.clone();
+    let again = call.clone();
     let compute: Compute = Box::pin(async move {
         let reply = compute_reply(&st, call, &formats).await;
         Ok(Computed {
@@ -293,7 +299,30 @@ async fn run_shared(
         .get_or_compute(&key, max_age.duration(), compute)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let reply = Reply::unpack(&lookup.value)
-        .ok_or_else(|| ApiError::Internal("corrupt cached response".into()))?;
+    let Some(reply) = Reply::unpack(&lookup.value) else {
+        // A corrupt entry is a miss: drop it and answer from a fresh run.
+        tracing::warn!(%key, "dropping a corrupt cached response");
+        let _ = state.cache.remove(&key).await;
+        return Ok(compute_reply(&state, again, &req.formats)
+            .await
+            .into_response("miss"));
+    };
+    if reply.status == StatusCode::OK
+        && let Some(k) = url_key
+    {
+        // The same bytes under the URL's key (shared, not copied).
+        let _ = state
+            .cache
+            .put(&k, lookup.value.clone(), max_age.duration())
+            .await;
+    }
     Ok(reply.into_response(if lookup.hit.is_some() { "hit" } else { "miss" }))
+}
+
+/// True when the request carries `X-Fused-Cache-Disable: true` (the SDK's default header).
+fn cache_disabled(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-fused-cache-disable")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
