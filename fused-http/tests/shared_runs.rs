@@ -321,7 +321,10 @@ async fn a_replaced_udf_is_not_answered_from_the_old_one_s_cache() {
     let s = TestServer::new();
     let url = format!("/v1/realtime-shared/{}/run?n=1&format=json", s.token());
     let a = s.get(&url).await;
-    assert_eq!((a.status, s.get(&url).await.header("x-cache")), (200, Some("hit")));
+    assert_eq!(
+        (a.status, s.get(&url).await.header("x-cache")),
+        (200, Some("hit"))
+    );
     #[derive(serde::Deserialize, schemars::JsonSchema)]
     struct Any {}
     let v2 = fused_core::Udf::native("echo", |_: fused_core::RunContext, _: Any| async {
@@ -329,5 +332,8 @@ async fn a_replaced_udf_is_not_answered_from_the_old_one_s_cache() {
     });
     s.state.registry.register(v2).unwrap();
     let b = s.get(&url).await;
-    assert_eq!((b.header("x-cache"), b.json()), (Some("miss"), serde_json::json!("v2")));
+    assert_eq!(
+        (b.header("x-cache"), b.json()),
+        (Some("miss"), serde_json::json!("v2"))
+    );
 }
