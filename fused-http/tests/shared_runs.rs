@@ -278,9 +278,12 @@ async fn responses_are_cached_unless_disabled() {
 
     let d = s.get_with(&q, &[("X-Fused-Cache-Disable", "true")]).await;
     assert_eq!(d.header("x-cache"), Some("disabled"));
+    // Encoded or not, a request's own cache_max_age bypasses the URL-keyed entry.
+    let enc = s.get(&format!("{q}&cache%5Fmax%5Fage=0")).await;
+    assert_eq!(enc.header("x-cache"), Some("disabled"));
     let e = s.get(&format!("{q}&cache_max_age=0")).await;
     assert_eq!(e.header("x-cache"), Some("disabled"));
-    assert_eq!(s.runs.load(Ordering::SeqCst) - before, 3);
+    assert_eq!(s.runs.load(Ordering::SeqCst) - before, 4);
 
     // Failures are never cached.
     let f1 = s

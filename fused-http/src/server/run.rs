@@ -242,12 +242,13 @@ async fn run_shared(
     // the raw request answers those without parsing or binding anything. Requests that steer
     // the cache themselves take the full path.
     let raw = query.as_deref().unwrap_or("");
-    let url_key =
-        (!cache_disabled(&headers) && !raw.contains("cache_max_age") && !default_max_age.is_zero())
-            .then(|| {
-                let t = tile.map(|t| t.to_string()).unwrap_or_default();
-                format!("url:{}:{t}?{raw}", udf.identity())
-            });
+    // Keys are decoded as the full path decodes them, so `cache%5Fmax%5Fage` counts too.
+    let steers_cache = || form_urlencoded::parse(raw.as_bytes()).any(|(k, _)| k == "cache_max_age");
+    let url_key = (!cache_disabled(&headers) && !default_max_age.is_zero() && !steers_cache())
+        .then(|| {
+            let t = tile.map(|t| t.to_string()).unwrap_or_default();
+            format!("url:{}:{t}?{raw}", udf.identity())
+        });
     if let Some(k) = &url_key
         && let Ok(Some(e)) = state.cache.get(k).await
         && e.age() <= default_max_age.duration()
