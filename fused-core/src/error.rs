@@ -145,6 +145,23 @@ pub enum Error {
     /// A failure in a Cache backend.
     #[error("cache: {0}")]
     Cache(String),
+    /// A storage path that is malformed or tries to leave its root.
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath {
+        /// The path received.
+        path: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An object, UDF or record that does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A failure in a Storage backend.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// An operation this backend cannot do.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
     /// An I/O error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -187,6 +204,13 @@ impl Error {
             Error::Options(m) => Error::Options(m.clone()),
             Error::Transport(m) => Error::Transport(m.clone()),
             Error::Cache(m) => Error::Cache(m.clone()),
+            Error::InvalidPath { path, reason } => Error::InvalidPath {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::NotFound(m) => Error::NotFound(m.clone()),
+            Error::Storage(m) => Error::Storage(m.clone()),
+            Error::Unsupported(m) => Error::Unsupported(m.clone()),
             Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
             Error::Arrow(e) => Error::Encode(format!("arrow: {e}")),
             Error::Parquet(e) => Error::Encode(format!("parquet: {e}")),

@@ -76,6 +76,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// returns how many objects were removed.
     async fn delete(&self, url: &str, max_depth: Option<u32>) -> Result<u64>;
 
-    /// A URL that reads the object without credentials until `expires_in` has passed.
+    /// A URL that reads the object without credentials until `expires_in` has passed;
+    /// [`Error::Unsupported`](crate::Error::Unsupported) when the backend cannot presign (a
+    /// server then signs its own download URLs).
     async fn sign_url(&self, url: &str, expires_in: Duration) -> Result<String>;
+
+    /// The backend URL that `url` names (`fd://a/b` → `s3://bucket/root/a/b`), after checking it.
+    fn resolve(&self, url: &str) -> Result<String> {
+        Ok(url.to_owned())
+    }
 }

@@ -1,0 +1,557 @@
+//! [`ObjectStorage`]: the `Storage` trait over any `object_store` backend.
+
+use std::ops::Range;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fused_core::storage::ObjectMeta;
+use fused_core::transport::Body;
+use fused_core::{Error, Result, Storage};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+};
+
+use crate::key::Key;
+use crate::local;
+
+/// Size of the parts a streamed upload is cut into.
+const PART_SIZE: usize = 8 << 20;
+/// Parts of one upload in flight at once.
+const PART_CONCURRENCY: usize = 4;
+/// Read size when streaming a local file.
+const READ_CHUNK: usize = 1 << 20;
+
+/// Fused file semantics over an `object_store` backend, rooted at one URL.
+#[derive(Debug, Clone)]
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    /// The root as a URL, ending in `/` (`file:///srv/data/`, `s3://bucket/team/`).
+    root_url: String,
+    /// The root's path inside `store`.
+    prefix: Vec<String>,
+    /// For local roots: the canonical folder, for symlink checks.
+    local_root: Option<PathBuf>,
+    /// Presigns URLs, for backends that can.
+    signer: Option<Arc<dyn Presign>>,
+}
+
+impl ObjectStorage {
+    /// A storage rooted at the local folder `dir` (created if missing).
+    pub fn local(dir: impl AsRef<FsPath>) -> Result<Self> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir)?;
+        let root = std::fs::canonicalize(dir)?;
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(&root)
+            .map_err(storage_err)?
+            .with_automatic_cleanup(true);
+        let mut root_url = format!("file://{}", root.display());
+        if !root_url.ends_with('/') {
+            root_url.push('/');
+        }
+        Ok(Self {
+            store: Arc::new(fs),
+            root_url,
+            prefix: Vec::new(),
+            local_root: Some(root),
+            signer: None,
+        })
+    }
+
+    /// A storage in memory (for tests and throwaway servers).
+    pub fn memory() -> Self {
+        Self {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            root_url: "memory:///".into(),
+            prefix: Vec::new(),
+            local_root: None,
+            signer: None,
+        }
+    }
+
+    /// A storage for a root URL: a local path or `file://` URL, `memory://`, or — with the
+    /// matching feature — `s3://bucket/prefix` (credentials from the `AWS_*` environment),
+    /// `gs://…`, `az://…`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        if let Some(path) = url.strip_prefix("file://") {
+            return Self::local(path);
+        }
+        if url.starts_with("memory:") {
+            return Ok(Self::memory());
+        }
+        if !url.contains("://") {
+            return Self::local(url);
+        }
+        Self::cloud(url)
+    }
+
+    #[cfg(feature = "aws")]
+    fn cloud(url: &str) -> Result<Self> {
+        if url.starts_with("s3://") || url.starts_with("s3a://") {
+            let s3 = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(storage_err)?;
+            let s3 = Arc::new(s3);
+            return Ok(Self::with_signer(url, s3.clone(), Some(s3)));
+        }
+        Self::cloud_other(url)
+    }
+
+    #[cfg(not(feature = "aws"))]
+    fn cloud(url: &str) -> Result<Self> {
+        Self::cloud_other(url)
+    }
+
+    fn cloud_other(url: &str) -> Result<Self> {
+        #[cfg(feature = "gcp")]
+        if url.starts_with("gs://") {
+            let gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(storage_err)?;
+            let gcs = Arc::new(gcs);
+            return Ok(Self::with_signer(url, gcs.clone(), Some(gcs)));
+        }
+        #[cfg(feature = "azure")]
+        if url.starts_with("az://") || url.starts_with("abfs://") {
+            let az = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(storage_err)?;
+            let az = Arc::new(az);
+            return Ok(Self::with_signer(url, az.clone(), Some(az)));
+        }
+        Err(Error::Unsupported(format!(
+            "storage root {url:?}: this build supports local folders and memory:// \
+             (enable the aws, gcp or azure feature of fused-storage for cloud roots)"
+        )))
+    }
+
+    /// A storage over any `object_store` backend whose root is `root_url` (`scheme://bucket/prefix`).
+    pub fn with_store(root_url: &str, store: Arc<dyn ObjectStore>) -> Self {
+        Self::with_signer(root_url, store, None)
+    }
+
+    fn with_signer(
+        root_url: &str,
+        store: Arc<dyn ObjectStore>,
+        signer: Option<Arc<dyn Presign>>,
+    ) -> Self {
+        // The prefix is the path after `scheme://bucket/`.
+        let after_scheme = root_url.split_once("://").map_or(root_url, |(_, r)| r);
+        let prefix = after_scheme
+            .split('/')
+            .skip(1)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let mut root_url = root_url.to_owned();
+        if !root_url.ends_with('/') {
+            root_url.push('/');
+        }
+        Self {
+            store,
+            root_url,
+            prefix,
+            local_root: None,
+            signer,
+        }
+    }
+
+    /// The root, as a URL ending in `/`.
+    pub fn root_url(&self) -> &str {
+        &self.root_url
+    }
+
+    /// The local folder of a local root.
+    pub fn local_root(&self) -> Option<&FsPath> {
+        self.local_root.as_deref()
+    }
+
+    /// The checked key that `url` names: `fd://<key>` or `<root url><key>`.
+    pub fn key(&self, url: &str) -> Result<Key> {
+        let raw = if let Some(k) = url.strip_prefix("fd://") {
+            k
+        } else if let Some(k) = url.strip_prefix(&self.root_url) {
+            k
+        } else if url == self.root_url.trim_end_matches('/') {
+            ""
+        } else {
+            return Err(Error::InvalidPath {
+                path: url.chars().take(200).collect(),
+                reason: format!("outside the storage root (use fd://… or {})", self.root_url),
+            });
+        };
+        let key = Key::parse(raw)?;
+        if let Some(root) = &self.local_root {
+            local::check_inside(root, key.segments(), url)?;
+        }
+        Ok(key)
+    }
+
+    fn location(&self, key: &Key) -> Path {
+        Path::from_iter(self.prefix.iter().chain(key.segments()).map(String::as_str))
+    }
+
+    /// The `fd://` URL of a backend location.
+    fn url_of(&self, loc: &Path, dir: bool) -> String {
+        let parts: Vec<String> = loc
+            .parts()
+            .skip(self.prefix.len())
+            .map(|p| p.as_ref().to_owned())
+            .collect();
+        format!("fd://{}", Key::from_segments(parts, dir).as_string())
+    }
+
+    fn meta_of(&self, m: &object_store::ObjectMeta) -> ObjectMeta {
+        ObjectMeta {
+            url: self.url_of(&m.location, false),
+            file_name: m.location.filename().unwrap_or_default().to_owned(),
+            is_directory: false,
+            size: Some(m.size),
+            last_modified: Some(m.last_modified.into()),
+        }
+    }
+
+    /// Checks a location found by a listing before deleting it (a symlinked folder inside a
+    /// local root could list files outside it).
+    fn check_listed(&self, loc: &Path) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            let segs: Vec<String> = loc.parts().map(|p| p.as_ref().to_owned()).collect();
+            local::check_inside(root, &segs, loc.as_ref())?;
+        }
+        Ok(())
+    }
+
+    async fn put_stream(&self, loc: &Path, body: Body) -> Result<()> {
+        let upload = self.store.put_multipart(loc).await.map_err(storage_err)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut stream = body.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    // Nothing half-written stays visible.
+                    let _ = writer.abort().await;
+                    return Err(Error::Io(e));
+                }
+            };
+            if let Err(e) = writer.wait_for_capacity(PART_CONCURRENCY).await {
+                let _ = writer.abort().await;
+                return Err(storage_err(e));
+            }
+            writer.put(chunk);
+        }
+        writer.finish().await.map_err(storage_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Storage for ObjectStorage {
+    async fn list(&self, url: &str) -> Result<Vec<ObjectMeta>> {
+        let key = self.key(url)?;
+        let loc = self.location(&key);
+        let prefix = (!loc.as_ref().is_empty()).then_some(&loc);
+        let listing = self
+            .store
+            .list_with_delimiter(prefix)
+            .await
+            .map_err(storage_err)?;
+        let mut out: Vec<ObjectMeta> = listing
+            .common_prefixes
+            .iter()
+            .map(|p| ObjectMeta {
+                url: self.url_of(p, true),
+                file_name: p.filename().unwrap_or_default().to_owned(),
+                is_directory: true,
+                size: None,
+                last_modified: None,
+            })
+            .chain(listing.objects.iter().map(|m| self.meta_of(m)))
+            .collect();
+        if out.is_empty() && !key.is_dir() {
+            // A file lists as itself.
+            if let Ok(m) = self.store.head(&loc).await {
+                out.push(self.meta_of(&m));
+            }
+        }
+        out.sort_by(|a, b| a.url.cmp(&b.url));
+        Ok(out)
+    }
+
+    async fn head(&self, url: &str) -> Result<ObjectMeta> {
+        let key = self.key(url)?;
+        let m = self
+            .store
+            .head(&self.location(&key))
+            .await
+            .map_err(|e| not_found_or(e, url))?;
+        Ok(self.meta_of(&m))
+    }
+
+    async fn get(&self, url: &str, range: Option<Range<u64>>) -> Result<Body> {
+        let key = self.key(url)?;
+        if key.is_root() || key.is_dir() {
+            return Err(Error::InvalidPath {
+                path: url.to_owned(),
+                reason: "names a folder, not a file".into(),
+            });
+        }
+        let opts = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let got = self
+            .store
+            .get_opts(&self.location(&key), opts)
+            .await
+            .map_err(|e| not_found_or(e, url))?;
+        let span = got.range.clone();
+        Ok(match got.payload {
+            GetResultPayload::File(file, _) => Body::from_stream(read_file(file, span)),
+            GetResultPayload::Stream(s) => {
+                Body::from_stream(s.map_err(|e| std::io::Error::other(e.to_string())))
+            }
+        })
+    }
+
+    async fn put(&self, url: &str, body: Body) -> Result<ObjectMeta> {
+        let key = self.key(url)?;
+        if key.is_root() || key.is_dir() {
+            return Err(Error::InvalidPath {
+                path: url.to_owned(),
+                reason: "an upload needs a file name, not a folder".into(),
+            });
+        }
+        let loc = self.location(&key);
+        match body.as_bytes() {
+            Some(b) => {
+                self.store
+                    .put(&loc, PutPayload::from_bytes(b.clone()))
+                    .await
+                    .map_err(storage_err)?;
+            }
+            None => self.put_stream(&loc, body).await?,
+        }
+        let m = self.store.head(&loc).await.map_err(storage_err)?;
+        Ok(self.meta_of(&m))
+    }
+
+    async fn delete(&self, url: &str, max_depth: Option<u32>) -> Result<u64> {
+        let key = self.key(url)?;
+        let loc = self.location(&key);
+        if !key.is_dir() && !key.is_root() && self.store.head(&loc).await.is_ok() {
+            self.store.delete(&loc).await.map_err(storage_err)?;
+            return Ok(1);
+        }
+        let prefix = (!loc.as_ref().is_empty()).then_some(&loc);
+        let found: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(prefix)
+            .try_collect()
+            .await
+            .map_err(storage_err)?;
+        if found.is_empty() {
+            return Err(Error::NotFound(url.to_owned()));
+        }
+        let base = loc.parts().count();
+        if let Some(max) = max_depth
+            && let Some(deep) = found
+                .iter()
+                .find(|m| m.location.parts().count() - base > max as usize)
+        {
+            return Err(Error::InvalidPath {
+                path: url.to_owned(),
+                reason: format!(
+                    "{} is more than {max} levels below it; pass a larger max_deletion_depth \
+                     (or `unlimited`) to delete it",
+                    self.url_of(&deep.location, false)
+                ),
+            });
+        }
+        for m in &found {
+            self.check_listed(&m.location)?;
+        }
+        let mut n = 0;
+        for m in found {
+            match self.store.delete(&m.location).await {
+                Ok(()) => n += 1,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(storage_err(e)),
+            }
+        }
+        Ok(n)
+    }
+
+    async fn sign_url(&self, url: &str, expires_in: Duration) -> Result<String> {
+        let key = self.key(url)?;
+        let Some(signer) = &self.signer else {
+            return Err(Error::Unsupported(format!(
+                "{} cannot presign URLs",
+                self.root_url
+            )));
+        };
+        signer.presign_get(&self.location(&key), expires_in).await
+    }
+
+    fn resolve(&self, url: &str) -> Result<String> {
+        let key = self.key(url)?;
+        Ok(format!("{}{}", self.root_url, key.as_string()))
+    }
+}
+
+/// Presigns GET URLs (the cloud backends' `Signer`, when one is built in).
+#[async_trait]
+trait Presign: Send + Sync + std::fmt::Debug {
+    async fn presign_get(&self, loc: &Path, expires_in: Duration) -> Result<String>;
+}
+
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+#[async_trait]
+impl<T: object_store::signer::Signer> Presign for T {
+    async fn presign_get(&self, loc: &Path, expires_in: Duration) -> Result<String> {
+        let u = self
+            .signed_url(object_store::signer::Method::GET, loc, expires_in)
+            .await
+            .map_err(storage_err)?;
+        Ok(u.to_string())
+    }
+}
+
+/// Streams `span` of a local file in large reads.
+fn read_file(
+    file: std::fs::File,
+    span: Range<u64>,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let file = tokio::fs::File::from_std(file);
+    futures::stream::once(async move {
+        let mut file = file;
+        file.seek(std::io::SeekFrom::Start(span.start)).await?;
+        Ok::<_, std::io::Error>(tokio_util::io::ReaderStream::with_capacity(
+            file.take(span.end - span.start),
+            READ_CHUNK,
+        ))
+    })
+    .try_flatten()
+}
+
+fn storage_err(e: object_store::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+fn not_found_or(e: object_store::Error, url: &str) -> Error {
+    match e {
+        object_store::Error::NotFound { .. } => Error::NotFound(url.to_owned()),
+        e => storage_err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn text(b: Body) -> String {
+        String::from_utf8(b.collect(1 << 20).await.unwrap().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn local_round_trip_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ObjectStorage::local(dir.path()).unwrap();
+        s.put("fd://a/b/c.txt", Bytes::from("hello").into())
+            .await
+            .unwrap();
+        let streamed = futures::stream::iter((0..3).map(|_| Ok(Bytes::from("x"))));
+        s.put("fd://a/d.txt", Body::from_stream(streamed))
+            .await
+            .unwrap();
+        assert_eq!(
+            text(s.get("fd://a/d.txt", None).await.unwrap()).await,
+            "xxx"
+        );
+        assert_eq!(
+            text(s.get("fd://a/b/c.txt", Some(1..4)).await.unwrap()).await,
+            "ell"
+        );
+        let urls: Vec<_> = s
+            .list("fd://a/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.url)
+            .collect();
+        assert_eq!(urls, ["fd://a/b/", "fd://a/d.txt"]);
+        let root = s.resolve("fd://a/d.txt").unwrap();
+        assert!(
+            root.starts_with("file:///") && root.ends_with("/a/d.txt"),
+            "{root}"
+        );
+        assert_eq!(s.head(&root).await.unwrap().size, Some(3));
+        // Too deep for depth 1; nothing is removed.
+        assert!(s.delete("fd://a/", Some(1)).await.is_err());
+        assert_eq!(s.list("fd://a/").await.unwrap().len(), 2);
+        assert_eq!(s.delete("fd://a/", Some(2)).await.unwrap(), 2);
+        assert!(matches!(
+            s.get("fd://a/d.txt", None).await,
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn failed_stream_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ObjectStorage::local(dir.path()).unwrap();
+        let broken = futures::stream::iter(vec![
+            Ok(Bytes::from(vec![1u8; 1 << 20])),
+            Err(std::io::Error::other("client went away")),
+        ]);
+        assert!(
+            s.put("fd://x.bin", Body::from_stream(broken))
+                .await
+                .is_err()
+        );
+        assert!(s.list("fd://").await.unwrap().is_empty());
+        assert!(s.get("fd://x.bin", None).await.is_err());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn symlinks_out_of_the_root_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        let s = ObjectStorage::local(dir.path()).unwrap();
+        assert!(matches!(
+            s.get("fd://link/secret", None).await,
+            Err(Error::InvalidPath { .. })
+        ));
+        assert!(
+            s.put("fd://link/new", Bytes::from("x").into())
+                .await
+                .is_err()
+        );
+        assert!(s.delete("fd://link/", None).await.is_err());
+        assert!(outside.path().join("secret").exists());
+        assert!(!outside.path().join("new").exists());
+    }
+
+    #[tokio::test]
+    async fn memory_root_and_foreign_urls() {
+        let s = ObjectStorage::memory();
+        s.put("fd://k", Bytes::from("v").into()).await.unwrap();
+        assert_eq!(text(s.get("memory:///k", None).await.unwrap()).await, "v");
+        assert!(s.get("s3://other/k", None).await.is_err());
+        assert!(matches!(
+            s.sign_url("fd://k", Duration::from_secs(1)).await,
+            Err(Error::Unsupported(_))
+        ));
+    }
+}
