@@ -11,6 +11,9 @@ pub enum Error {
     /// An error from the core.
     #[error(transparent)]
     Core(#[from] fused_core::Error),
+    /// The server's store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// An I/O error (binding a port, reading the data folder).
     #[error("{context}: {source}")]
     Io {
@@ -31,8 +34,16 @@ pub enum Error {
 pub enum ApiError {
     /// 404: no such token, UDF or route.
     NotFound(String),
-    /// 400: a malformed request (bad tile, unknown format, bad query).
+    /// 400: a malformed request (bad tile, unknown format, bad query, a path out of the root).
     BadRequest(String),
+    /// 401: no valid API token.
+    Unauthorized(String),
+    /// 403: a token that does not allow this (disabled, other UDF), or a bad signature.
+    Forbidden(String),
+    /// 409: the name is taken.
+    Conflict(String),
+    /// 413: the body is larger than allowed.
+    TooLarge(String),
     /// 422: the arguments do not bind to the UDF's parameters.
     Param(fused_core::ParamError),
     /// 422: the UDF failed; its logs travel in the metadata.
@@ -62,7 +73,22 @@ impl From<fused_core::Error> for ApiError {
             | E::InvalidBounds(_)
             | E::InvalidMaxAge { .. }
             | E::Format(_)
-            | E::RecursionLimit { .. } => ApiError::BadRequest(e.to_string()),
+            | E::RecursionLimit { .. }
+            | E::InvalidPath { .. }
+            | E::InvalidUdf(_)
+            | E::Unsupported(_) => ApiError::BadRequest(e.to_string()),
+            E::NotFound(m) => ApiError::NotFound(format!("not found: {m}")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as S;
+        match e {
+            S::Conflict(m) => ApiError::Conflict(m),
+            S::NotFound(m) => ApiError::NotFound(m),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -75,6 +101,10 @@ impl ApiError {
         match self {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, None, body(&m)),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, None, body(&m)),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, None, body(&m)),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, None, body(&m)),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, None, body(&m)),
+            ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, None, body(&m)),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, None, body(&m))

@@ -7,13 +7,14 @@
 //!   [`InProcessTransport`] (the router called directly, no socket) and [`RemoteExecutor`]
 //!   (runs shared tokens on a server through any [`Transport`](fused_core::Transport)).
 
+pub mod store;
 pub mod client;
 mod error;
 pub mod server;
 
 pub use client::{HttpTransport, InProcessTransport, RemoteExecutor};
 pub use error::{ApiError, Error};
-pub use server::{AppState, ServerConfig, SharedTokens};
+pub use server::{AppState, ServerConfig, ServerParts, ServerSecret};
 
 /// The port the SDK's `dev` environment assumes.
 pub const DEFAULT_PORT: u16 = 8783;

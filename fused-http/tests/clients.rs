@@ -14,7 +14,7 @@ use fused_http::{HttpTransport, RemoteExecutor};
 
 #[tokio::test]
 async fn remote_executor_decodes_outputs_and_failures() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let ex = RemoteExecutor::new(
         Arc::new(s.transport.clone()),
         "http://test/v1/realtime-shared",
@@ -86,7 +86,7 @@ async fn remote_executor_decodes_outputs_and_failures() {
 
 #[tokio::test]
 async fn http_transport_over_a_socket_and_retries_on_refused_connections() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = s.router.clone();

@@ -33,7 +33,7 @@ fn self_signed() -> Certs {
 
 #[tokio::test]
 async fn serves_runs_over_https_and_survives_bad_clients() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let c = self_signed();
     let tls = load_tls_config(&c.cert, &c.key).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();

@@ -11,7 +11,7 @@ use fused_core::encode::{decode_npy, decode_parquet};
 
 #[tokio::test]
 async fn file_run_as_parquet_json_csv_geojson() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let t = s.token();
     let r = s
         .get(&format!("/v1/realtime-shared/{t}/run/file?n=3&text=hi"))
@@ -52,7 +52,7 @@ async fn file_run_as_parquet_json_csv_geojson() {
 
 #[tokio::test]
 async fn format_list_is_ordered_and_legacy_dtypes_map_onto_it() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let t = s.token();
     // The SDK's default list: a raster comes back as npy, a table as parquet, JSON as json.
     let sdk = "format=npy,tiff,parquet,json";
@@ -100,7 +100,7 @@ async fn format_list_is_ordered_and_legacy_dtypes_map_onto_it() {
 
 #[tokio::test]
 async fn any_site_may_fetch_shared_runs() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let r = s
         .get_with(
             &format!("/v1/realtime-shared/{}/run?n=1", s.token()),
@@ -118,7 +118,7 @@ async fn any_site_may_fetch_shared_runs() {
 
 #[tokio::test]
 async fn tile_calls_get_bounds() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let t = s.token();
     let r = s
         .get(&format!(
@@ -134,7 +134,7 @@ async fn tile_calls_get_bounds() {
 
 #[tokio::test]
 async fn bad_requests_are_clear() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let t = s.token();
     let r = s.get("/v1/realtime-shared/fsh_unknown/run").await;
     assert_eq!(
@@ -199,7 +199,7 @@ async fn bad_requests_are_clear() {
 
 #[tokio::test]
 async fn udf_failures_carry_metadata_and_the_server_keeps_serving() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let t = s.token();
     let r = s
         .get(&format!("/v1/realtime-shared/{t}/run?mode=error&text=zz"))
@@ -240,7 +240,7 @@ async fn udf_failures_carry_metadata_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn huge_logs_fit_in_the_header() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let r = s
         .get(&format!("/v1/realtime-shared/{}/run?mode=loud", s.token()))
         .await;
@@ -257,7 +257,7 @@ async fn huge_logs_fit_in_the_header() {
 
 #[tokio::test]
 async fn responses_are_cached_unless_disabled() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let t = s.token();
     let q = format!("/v1/realtime-shared/{t}/run?n=7&text=cache-test");
     let before = s.runs.load(Ordering::SeqCst);
@@ -302,7 +302,7 @@ async fn responses_are_cached_unless_disabled() {
 
 #[tokio::test]
 async fn concurrent_identical_requests_run_once() {
-    let s = std::sync::Arc::new(TestServer::new());
+    let s = std::sync::Arc::new(TestServer::new().await);
     let q = format!(
         "/v1/realtime-shared/{}/run?mode=slow&text=concurrent",
         s.token()
@@ -321,7 +321,7 @@ async fn concurrent_identical_requests_run_once() {
 
 #[tokio::test]
 async fn a_replaced_udf_is_not_answered_from_the_old_one_s_cache() {
-    let s = TestServer::new();
+    let s = TestServer::new().await;
     let url = format!("/v1/realtime-shared/{}/run?n=1&format=json", s.token());
     let a = s.get(&url).await;
     assert_eq!(

@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fused_http::SharedTokens;
+use fused_http::ServerSecret;
 
 const SECRET: [u8; 32] = [42; 32];
+/// The owner's API token on interop servers (given through FUSED_SERVER_TOKEN).
+const OWNER_TOKEN: &str = "fsk_interop_owner_0123456789abcdef0123456789";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -57,7 +59,8 @@ impl Server {
             .port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fused"));
         cmd.args(["serve", "--port", &port.to_string(), "--data-dir"])
-            .arg(data.path());
+            .arg(data.path())
+            .env("FUSED_SERVER_TOKEN", OWNER_TOKEN);
         let mut cert = None;
         if tls {
             let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
@@ -122,8 +125,9 @@ fn run_python(script: &str, server: Option<&Server>, extra: &[(&str, String)]) {
         .env("HOME", home.path())
         .env("PYTHONUNBUFFERED", "1");
     if let Some(s) = server {
-        let tokens = SharedTokens::new(SECRET);
-        cmd.env("FUSED_TEST_BASE_URL", s.base());
+        let tokens = ServerSecret::new(SECRET);
+        cmd.env("FUSED_TEST_BASE_URL", s.base())
+            .env("FUSED_TEST_OWNER_TOKEN", OWNER_TOKEN);
         if let Some(cert) = &s.cert {
             // The SDK's public switches: requests' own trust (not the OS store), with our CA.
             cmd.env("FUSED_SYSTEM_TRUST", "0")

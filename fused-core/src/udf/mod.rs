@@ -1,6 +1,7 @@
 //! UDFs: metadata that round-trips the Fused UDF JSON, plus a native Rust handler.
 
 mod meta;
+pub mod python;
 mod registry;
 
 pub use meta::{Header, UDF_TYPE, UdfMeta};

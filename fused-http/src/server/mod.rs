@@ -1,32 +1,63 @@
-//! The axum server: routes, shared state, and serving.
+//! The axum server: the Fused REST API under `/v1`.
+//!
+//! | area | module |
+//! |---|---|
+//! | shared-token runs (`/realtime-shared/{token}/run…`) | `shared` |
+//! | runs of a posted definition (`/realtime/{id}/api/v1/run/udf/…`) | `realtime` |
+//! | whoami, instances, team | `identity` |
+//! | saved UDFs (`/udf/…`) | `udfs` |
+//! | shared tokens (`/udf-access-token/…`) | `access` |
+//! | files (`/files/…`) | `files` |
 
-mod run;
+mod access;
+mod auth;
+mod catalog;
+mod files;
+mod identity;
+mod realtime;
+mod reply;
+mod secret;
+mod shared;
 mod tls;
-mod tokens;
+mod udfs;
 
+pub use identity::{TokenSource, owner_token};
+pub use secret::ServerSecret;
 pub use tls::{load_tls_config, serve_tls};
-pub use tokens::SharedTokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
-use fused_core::{Cache, Executor, MaxAge, UdfRegistry};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post, put};
+use fused_core::{Cache, Executor, MaxAge, Storage, UdfRegistry};
 
 use crate::error::{ApiError, Error};
+use crate::store::{NewAccessToken, Store, User};
 
 /// How a server is set up.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Folder for the server's state (its secret, later its database and files).
+    /// Folder for the server's state (its secret, database, owner token, files).
     pub data_dir: PathBuf,
     /// Max age of cached responses when neither the request nor the UDF sets one.
     pub default_max_age: MaxAge,
-    /// Largest request body accepted (enforced on every route; the routes that take bodies
-    /// come with the REST API).
+    /// Largest JSON request body accepted.
     pub max_body_bytes: usize,
+    /// Largest upload accepted.
+    pub max_upload_bytes: u64,
+    /// The owner's e-mail: native UDFs are saved UDFs of this user.
+    pub owner_email: String,
+    /// The owner's API token (registered at start); see [`owner_token`].
+    pub owner_token: Option<String>,
+    /// The URL clients reach this server at (`https://fused.example.com`), for signed URLs;
+    /// by default taken from each request's `Host`.
+    pub public_url: Option<String>,
+    /// The server is behind TLS (signed URLs use `https`).
+    pub https: bool,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +66,11 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("fused-data"),
             default_max_age: MaxAge::from_secs(3_600),
             max_body_bytes: 16 << 20,
+            max_upload_bytes: 10 << 30,
+            owner_email: "owner@fused.local".into(),
+            owner_token: None,
+            public_url: None,
+            https: false,
         }
     }
 }
@@ -42,37 +78,100 @@ impl Default for ServerConfig {
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct AppState {
-    /// The UDFs this server runs.
+    /// The native UDFs this server runs.
     pub registry: Arc<UdfRegistry>,
     /// Runs them.
     pub executor: Arc<dyn Executor>,
     /// Cache of encoded responses.
     pub cache: Arc<dyn Cache>,
-    /// Shared tokens.
-    pub tokens: SharedTokens,
+    /// Users, tokens, saved UDFs.
+    pub store: Store,
+    /// The files root (`fd://`).
+    pub storage: Arc<dyn Storage>,
+    /// Derives default tokens and signs URLs.
+    pub secret: ServerSecret,
+    /// The server's owner.
+    pub owner: User,
     /// The configuration.
     pub config: ServerConfig,
+    auth_cache: moka::future::Cache<String, Option<User>>,
+    grant_cache: moka::future::Cache<String, Option<Arc<shared::Grant>>>,
+    runs: realtime::Runs,
+}
+
+/// How long token lookups are cached: a revocation made by another process (the CLI, another
+/// server) takes effect within this time.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// The parts a server is made of.
+#[derive(Debug)]
+pub struct ServerParts {
+    /// Native UDFs.
+    pub registry: Arc<UdfRegistry>,
+    /// Runs them.
+    pub executor: Arc<dyn Executor>,
+    /// Response cache.
+    pub cache: Arc<dyn Cache>,
+    /// Users, tokens, saved UDFs.
+    pub store: Store,
+    /// The files root.
+    pub storage: Arc<dyn Storage>,
+    /// The secret.
+    pub secret: ServerSecret,
 }
 
 impl AppState {
-    /// State for `registry`, sharing every UDF in it under its token.
-    pub fn new(
-        registry: Arc<UdfRegistry>,
-        executor: Arc<dyn Executor>,
-        cache: Arc<dyn Cache>,
-        tokens: SharedTokens,
-        config: ServerConfig,
-    ) -> Arc<Self> {
-        for udf in registry.list() {
-            tokens.share(udf.name());
+    /// The state: ensures the owner and their token exist, and shares every native UDF under
+    /// its default token (unless that token was revoked once).
+    pub async fn new(parts: ServerParts, config: ServerConfig) -> Result<Arc<Self>, Error> {
+        let store = parts.store;
+        let owner = store
+            .ensure_user(&config.owner_email, Some("Server owner"))
+            .await?;
+        if let Some(t) = &config.owner_token {
+            store.add_api_token(&owner, t, "owner").await?;
         }
-        Arc::new(Self {
-            registry,
-            executor,
-            cache,
-            tokens,
+        for udf in parts.registry.list() {
+            let token = parts.secret.token_for(udf.name());
+            if !store.access_token_exists(&token).await? {
+                store
+                    .create_access_token(
+                        &catalog::native_id(udf.name()),
+                        &owner.id,
+                        NewAccessToken {
+                            token: Some(token),
+                            enabled: true,
+                            cache: true,
+                            ..NewAccessToken::default()
+                        },
+                    )
+                    .await?;
+            }
+        }
+        fn cache<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<String, V> {
+            moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(TOKEN_CACHE_TTL)
+                .build()
+        }
+        Ok(Arc::new(Self {
+            registry: parts.registry,
+            executor: parts.executor,
+            cache: parts.cache,
+            store,
+            storage: parts.storage,
+            secret: parts.secret,
+            owner,
             config,
-        })
+            auth_cache: cache(),
+            grant_cache: cache(),
+            runs: realtime::Runs::default(),
+        }))
+    }
+
+    /// The default shared token of a native UDF.
+    pub fn default_token(&self, udf_name: &str) -> String {
+        self.secret.token_for(udf_name)
     }
 }
 
@@ -90,23 +189,73 @@ pub fn router(state: Arc<AppState>) -> Router {
         ]);
     // Full paths in one flat router: nested routers rewrite the path on every request.
     const SHARED: &str = "/v1/realtime-shared/{token}";
+    const RT: &str = "/v1/realtime/{client}/api/v1/run/udf";
+    const TILE: &str = "tiles/{z}/{x}/{y}";
+    let uploads = DefaultBodyLimit::disable();
     Router::new()
         .route("/v1/health", get(health))
+        .route(&format!("{SHARED}/run"), get(shared::shared_file).layer(cors.clone()))
+        .route(&format!("{SHARED}/run/file"), get(shared::shared_file).layer(cors.clone()))
+        .route(&format!("{SHARED}/run/{TILE}"), get(shared::shared_tile).layer(cors))
+        .route(&format!("{RT}/start"), post(realtime::start_file))
+        .route(&format!("{RT}/start/{TILE}"), post(realtime::start_tile))
+        .route(&format!("{RT}"), post(realtime::sync_file))
+        .route(&format!("{RT}/{TILE}"), post(realtime::sync_tile))
+        .route(&format!("{RT}/get/{{run_id}}"), get(realtime::poll))
+        .route("/v1/user/self", get(identity::whoami))
+        .route("/v1/realtime-instance/available", get(identity::instances))
+        .route("/v1/realtime-instance", get(identity::instances))
+        .route("/v1/execution-env/self", get(identity::team))
+        .route("/v1/execution-env/token", get(identity::team_token))
+        .route("/v1/udf/new", post(udfs::create))
         .route(
-            &format!("{SHARED}/run"),
-            get(run::shared_file).layer(cors.clone()),
+            "/v1/udf/by-id/{id}",
+            get(udfs::by_id).post(udfs::update).delete(udfs::delete),
         )
         .route(
-            &format!("{SHARED}/run/file"),
-            get(run::shared_file).layer(cors.clone()),
+            "/v1/udf/by-user-email/{email}/by-collection/{collection}/by-slug/{slug}",
+            get(udfs::by_email),
         )
         .route(
-            &format!("{SHARED}/run/tiles/{{z}}/{{x}}/{{y}}"),
-            get(run::shared_tile).layer(cors),
+            "/v1/udf/by-user-handle/{handle}/by-collection/{collection}/by-slug/{slug}",
+            get(udfs::by_handle),
         )
+        .route(
+            "/v1/udf/exec-env/self/by-collection/{collection}/by-slug/{slug}",
+            get(udfs::by_team),
+        )
+        .route(
+            "/v1/udf/public/by-collection/{collection}/by-slug/{slug}",
+            get(udfs::public_by_slug),
+        )
+        .route("/v1/udf/shared/by-token/{token}", get(udfs::by_token))
+        .route("/v1/udf/self", get(udfs::list_self))
+        .route("/v1/udf/exec-env/self", get(udfs::list_team))
+        .route("/v1/udf/public", get(udfs::list_public))
+        .route("/v1/udf-access-token/new", post(access::create))
+        .route("/v1/udf-access-token/self", get(access::list))
+        .route("/v1/udf-access-token/all", get(access::list))
+        .route(
+            "/v1/udf-access-token/by-token/{token}",
+            get(access::get).post(access::update).delete(access::revoke),
+        )
+        .route("/v1/files/list", get(files::list))
+        .route("/v1/files/list-details", get(files::list_details))
+        .route("/v1/files/get", get(files::get))
+        .route("/v1/files/delete", delete(files::delete))
+        .route("/v1/files/sign", get(files::sign))
+        .route("/v1/files/sign_prefix", get(files::sign_prefix))
+        .route("/v1/files/sign-upload", get(files::sign_upload))
+        .route("/v1/files/resolve", post(files::resolve).get(files::resolve))
+        .route("/v1/files/signed", get(files::signed_get))
+        .route(
+            "/v1/files/signed-upload",
+            post(files::signed_upload).layer(uploads.clone()),
+        )
+        .route("/v1/files/upload", put(files::upload).layer(uploads))
         .fallback(not_found)
         .with_state(state)
-        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(DefaultBodyLimit::max(max_body))
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

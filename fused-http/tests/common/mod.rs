@@ -15,7 +15,8 @@ use fused_core::{
     UdfRegistry,
 };
 use fused_http::InProcessTransport;
-use fused_http::server::{self, AppState, ServerConfig, SharedTokens};
+use fused_http::server::{self, AppState, ServerConfig, ServerParts, ServerSecret};
+use fused_http::store::Store;
 use serde::Deserialize;
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -88,8 +89,13 @@ async fn echo_body(ctx: RunContext, p: EchoParams) -> Result<Output, UdfError> {
     }
 }
 
+/// The owner's API token on test servers.
+pub const OWNER_TOKEN: &str = "fsk_test_owner_token_0123456789abcdef";
+
 pub struct TestServer {
     pub state: Arc<AppState>,
+    /// The storage root (a temporary folder).
+    pub root: tempfile::TempDir,
     pub transport: InProcessTransport,
     pub router: axum::Router,
     /// Runs of `echo` on this server.
@@ -97,7 +103,7 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub fn new() -> Self {
+    pub async fn new() -> Self {
         let registry = Arc::new(UdfRegistry::new());
         let runs = Arc::new(AtomicUsize::new(0));
         registry.register(echo(Arc::clone(&runs))).unwrap();
@@ -106,24 +112,33 @@ impl TestServer {
                 .with_timeout(Duration::from_millis(500)),
         );
         let cache = Arc::new(fused_cache::MemoryCache::new(64 << 20));
-        let state = AppState::new(
+        let root = tempfile::tempdir().unwrap();
+        let storage = Arc::new(fused_storage::ObjectStorage::local(root.path()).unwrap());
+        let parts = ServerParts {
             registry,
             executor,
             cache,
-            SharedTokens::new([1; 32]),
-            ServerConfig::default(),
-        );
+            store: Store::memory().await.unwrap(),
+            storage,
+            secret: ServerSecret::new([1; 32]),
+        };
+        let config = ServerConfig {
+            owner_token: Some(OWNER_TOKEN.into()),
+            ..ServerConfig::default()
+        };
+        let state = AppState::new(parts, config).await.unwrap();
         let router = server::router(Arc::clone(&state));
         Self {
             transport: InProcessTransport::new(router.clone()),
             state,
+            root,
             router,
             runs,
         }
     }
 
     pub fn token(&self) -> String {
-        self.state.tokens.token_for("echo")
+        self.state.default_token("echo")
     }
 
     pub async fn get(&self, path_and_query: &str) -> Resp {
@@ -131,15 +146,35 @@ impl TestServer {
     }
 
     pub async fn get_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Resp {
-        let mut b = http::Request::get(format!("http://test{path_and_query}"));
+        self.send("GET", path_and_query, headers, Body::empty()).await
+    }
+
+    /// A request with the owner's token.
+    pub async fn call(&self, method: &str, path_and_query: &str, body: impl Into<Body>) -> Resp {
+        let auth = format!("Bearer {OWNER_TOKEN}");
+        self.send(
+            method,
+            path_and_query,
+            &[("authorization", &auth), ("content-type", "application/json")],
+            body.into(),
+        )
+        .await
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Resp {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("http://test{path_and_query}"));
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let resp = self
-            .transport
-            .send(b.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let resp = self.transport.send(b.body(body).unwrap()).await.unwrap();
         let (parts, body) = resp.into_parts();
         Resp {
             status: parts.status.as_u16(),

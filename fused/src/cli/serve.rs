@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::Args;
 use fused::UdfRegistry;
-use fused_http::server::{self, AppState, ServerConfig, SharedTokens};
+use fused_http::server::{self, AppState, ServerConfig, ServerParts, ServerSecret, TokenSource};
+use fused_http::store::Store;
 
 /// Options of `fused serve`.
 #[derive(Debug, Args)]
@@ -20,9 +21,19 @@ pub(crate) struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = fused_http::DEFAULT_PORT, env = "FUSED_PORT")]
     port: u16,
-    /// Folder for the server's state (its secret; later its database and files).
+    /// Folder for the server's state: its secret, database (fused.db), owner token, and — unless
+    /// --storage says otherwise — the files of fd:// (in `files/`).
     #[arg(long, default_value = "fused-data", env = "FUSED_DATA_DIR")]
     data_dir: PathBuf,
+    /// Root of fd://: a local folder, or s3://bucket/prefix in builds with cloud storage.
+    #[arg(long, env = "FUSED_STORAGE")]
+    storage: Option<String>,
+    /// E-mail of the server's owner (native UDFs are saved UDFs of this user).
+    #[arg(long, default_value = "owner@fused.local", env = "FUSED_OWNER_EMAIL")]
+    owner_email: String,
+    /// The URL clients reach this server at, for signed URLs (default: each request's Host).
+    #[arg(long, env = "FUSED_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Memory for cached results, in MiB.
     #[arg(long, default_value_t = 256)]
     cache_mb: u64,
@@ -57,12 +68,39 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
             .with_timeout(Duration::from_secs_f64(a.run_timeout)),
     );
     let cache = Arc::new(fused::MemoryCache::new(cache_bytes));
-    let tokens = SharedTokens::from_data_dir(&a.data_dir)?;
+    let secret = ServerSecret::from_data_dir(&a.data_dir)?;
+    let env_token = std::env::var("FUSED_SERVER_TOKEN").ok();
+    let (owner_token, source) = server::owner_token(&a.data_dir, env_token.as_deref())?;
+    let storage_root = a
+        .storage
+        .clone()
+        .unwrap_or_else(|| a.data_dir.join("files").display().to_string());
+    let storage = Arc::new(fused_storage::ObjectStorage::from_url(&storage_root)?);
+    let store = Store::open(&a.data_dir)
+        .await
+        .map_err(fused_http::Error::from)?;
     let config = ServerConfig {
         data_dir: a.data_dir.clone(),
+        owner_email: a.owner_email.clone(),
+        owner_token: Some(owner_token.clone()),
+        public_url: a.public_url.clone(),
+        https: a.tls_cert.is_some(),
         ..ServerConfig::default()
     };
-    let state = AppState::new(Arc::clone(&registry), executor, cache, tokens, config);
+    let parts = ServerParts {
+        registry: Arc::clone(&registry),
+        executor,
+        cache,
+        store,
+        storage,
+        secret,
+    };
+    let state = AppState::new(parts, config).await?;
+    let owner = OwnerToken {
+        token: owner_token,
+        source,
+        storage_root,
+    };
     let router = server::router(Arc::clone(&state));
     let addr = SocketAddr::new(a.host, a.port);
     let data_dir = a.data_dir.clone();
@@ -73,11 +111,11 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
     match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => {
             let tls = server::load_tls_config(cert, key)?;
-            let banner = move |bound| print_banner(&state, "https", bound, &data_dir);
+            let banner = move |bound| print_banner(&state, &owner, "https", bound, &data_dir);
             server::serve_tls(addr, router, tls, banner, shutdown).await?;
         }
         _ => {
-            let banner = move |bound| print_banner(&state, "http", bound, &data_dir);
+            let banner = move |bound| print_banner(&state, &owner, "http", bound, &data_dir);
             server::serve(addr, router, banner, shutdown).await?;
         }
     }
@@ -107,12 +145,26 @@ async fn wait_for_stop_signal() {
     }
 }
 
+/// The owner's token and where it came from, for the banner.
+struct OwnerToken {
+    token: String,
+    source: TokenSource,
+    storage_root: String,
+}
+
 /// Prints where the server listens and how to call each UDF. Write errors (a closed stdout)
 /// are ignored: the banner is a courtesy, the server keeps running.
-fn print_banner(state: &AppState, scheme: &str, bound: SocketAddr, data_dir: &std::path::Path) {
+fn print_banner(
+    state: &AppState,
+    owner: &OwnerToken,
+    scheme: &str,
+    bound: SocketAddr,
+    data_dir: &std::path::Path,
+) {
     let _ = write_banner(
         &mut std::io::stdout().lock(),
         state,
+        owner,
         scheme,
         bound,
         data_dir,
@@ -122,6 +174,7 @@ fn print_banner(state: &AppState, scheme: &str, bound: SocketAddr, data_dir: &st
 fn write_banner(
     out: &mut impl Write,
     state: &AppState,
+    owner: &OwnerToken,
     scheme: &str,
     bound: SocketAddr,
     data_dir: &std::path::Path,
@@ -140,15 +193,34 @@ fn write_banner(
     let shared = format!("{base}/realtime-shared");
     writeln!(out, "fused-rs {} serving {base}", env!("CARGO_PKG_VERSION"))?;
     writeln!(out, "data folder: {}", data_dir.display())?;
+    writeln!(out, "files (fd://): {}", owner.storage_root)?;
+    writeln!(out, "owner: {}", state.owner.email)?;
+    match owner.source {
+        TokenSource::Environment => writeln!(out, "owner token: from FUSED_SERVER_TOKEN")?,
+        TokenSource::DataFolder => writeln!(
+            out,
+            "owner token: {} (kept in {})",
+            owner.token,
+            data_dir.join("owner.token").display()
+        )?,
+        TokenSource::Generated => writeln!(
+            out,
+            "owner token (new, kept in {}): {}",
+            data_dir.join("owner.token").display(),
+            owner.token
+        )?,
+    }
     writeln!(out)?;
     writeln!(out, "Python SDK:")?;
+    writeln!(out, "  export FUSED_AUTH_TOKEN=<owner token> FUSED_AUTH_TOKEN_TYPE=Fused-Env-Bearer")?;
     writeln!(out, "  import fused")?;
     writeln!(out, "  fused.options.base_url = \"{base}\"")?;
     writeln!(out, "  fused.options.shared_udf_base_url = \"{shared}\"")?;
+    writeln!(out, "  fused.run(\"hello\", name=\"Fused\")")?;
     writeln!(out)?;
     writeln!(out, "UDFs (shared token → try it):")?;
     for udf in state.registry.list() {
-        let token = state.tokens.token_for(udf.name());
+        let token = state.default_token(udf.name());
         writeln!(
             out,
             "  {:<12} {}",

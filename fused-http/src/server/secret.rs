@@ -1,31 +1,29 @@
-//! Shared tokens (`fsh_…`): one per UDF, derived from a server secret so they survive restarts.
+//! The server's secret: derives the default shared token of each native UDF (so a fresh data
+//! folder and a restart give the same URLs) and signs download and upload URLs.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::RwLock;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::error::Error;
 
-/// Maps shared tokens to UDF names.
-///
-/// A token is `fsh_` + 40 hex digits (160 bits) of HMAC-SHA256(secret, UDF name): the same UDF
-/// gets the same token after a restart, and nobody without the secret can guess one.
-#[derive(Debug)]
-pub struct SharedTokens {
+/// 32 random bytes kept in `server.key`, used through HMAC-SHA256 only.
+#[derive(Clone)]
+pub struct ServerSecret {
     secret: [u8; 32],
-    by_token: RwLock<HashMap<String, String>>,
 }
 
-impl SharedTokens {
-    /// Tokens derived from `secret`.
+impl std::fmt::Debug for ServerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerSecret(..)")
+    }
+}
+
+impl ServerSecret {
+    /// A secret from its bytes.
     pub fn new(secret: [u8; 32]) -> Self {
-        Self {
-            secret,
-            by_token: RwLock::default(),
-        }
+        Self { secret }
     }
 
     /// Tokens derived from the secret kept in `dir/server.key` (created, readable by the owner
@@ -63,37 +61,45 @@ impl SharedTokens {
         Ok(Self::new(secret))
     }
 
-    /// The token of a UDF name.
-    pub fn token_for(&self, udf_name: &str) -> String {
+    fn mac(&self, domain: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
         // HMAC accepts keys of any length.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("any key length");
+        mac.update(domain);
+        for p in parts {
+            mac.update(&(p.len() as u64).to_le_bytes());
+            mac.update(p);
+        }
+        mac
+    }
+
+    /// The default shared token of a native UDF: `fsh_` + 40 hex digits (160 bits) of
+    /// HMAC-SHA256(secret, name) — stable across restarts, unguessable without the secret.
+    pub fn token_for(&self, udf_name: &str) -> String {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("any key length");
         mac.update(b"fused-rs shared token\0");
         mac.update(udf_name.as_bytes());
         format!("fsh_{}", hex::encode(&mac.finalize().into_bytes()[..20]))
     }
 
-    /// Shares `udf_name`, returning its token.
-    pub fn share(&self, udf_name: &str) -> String {
-        let t = self.token_for(udf_name);
-        self.by_token
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(t.clone(), udf_name.to_owned());
-        t
+    /// A signature (64 hex digits) over `parts`.
+    pub fn sign(&self, parts: &[&[u8]]) -> String {
+        hex::encode(self.mac(b"fused-rs url\0", parts).finalize().into_bytes())
     }
 
-    /// The UDF name a token runs.
-    pub fn lookup(&self, token: &str) -> Option<String> {
-        self.by_token
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(token)
-            .cloned()
+    /// Checks a signature made by [`sign`](Self::sign), in constant time.
+    pub fn verify(&self, parts: &[&[u8]], signature: &str) -> bool {
+        match hex::decode(signature) {
+            Ok(sig) => self
+                .mac(b"fused-rs url\0", parts)
+                .verify_slice(&sig)
+                .is_ok(),
+            Err(_) => false,
+        }
     }
 }
 
 /// Writes a file readable only by its owner (on Unix), via a temporary name.
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut opts = std::fs::OpenOptions::new();
@@ -116,17 +122,26 @@ mod tests {
     #[test]
     fn tokens_are_stable_per_secret_and_distinct_per_udf() {
         let dir = tempfile::tempdir().unwrap();
-        let a = SharedTokens::from_data_dir(dir.path()).unwrap();
-        let b = SharedTokens::from_data_dir(dir.path()).unwrap();
+        let a = ServerSecret::from_data_dir(dir.path()).unwrap();
+        let b = ServerSecret::from_data_dir(dir.path()).unwrap();
         assert_eq!(a.token_for("hello"), b.token_for("hello"));
         assert_ne!(a.token_for("hello"), a.token_for("hello2"));
-        let t = a.share("hello");
+        let t = a.token_for("hello");
         assert!(t.starts_with("fsh_") && t.len() == 44, "{t}");
-        assert_eq!(a.lookup(&t).as_deref(), Some("hello"));
-        assert_eq!(a.lookup("fsh_0000"), None);
-        let other = SharedTokens::new([7; 32]);
+        let other = ServerSecret::new([7; 32]);
         assert_ne!(other.token_for("hello"), t);
         std::fs::write(dir.path().join("server.key"), "garbage").unwrap();
-        assert!(SharedTokens::from_data_dir(dir.path()).is_err());
+        assert!(ServerSecret::from_data_dir(dir.path()).is_err());
+    }
+
+    #[test]
+    fn signatures_verify_and_bind_every_part() {
+        let s = ServerSecret::new([1; 32]);
+        let sig = s.sign(&[b"GET", b"a/b", b"123"]);
+        assert!(s.verify(&[b"GET", b"a/b", b"123"], &sig));
+        assert!(!s.verify(&[b"GET", b"a/b", b"124"], &sig));
+        assert!(!s.verify(&[b"GET", b"a/b1", b"23"], &sig), "parts are length-framed");
+        assert!(!s.verify(&[b"GET", b"a/b", b"123"], "zz"));
+        assert!(!ServerSecret::new([2; 32]).verify(&[b"GET", b"a/b", b"123"], &sig));
     }
 }
