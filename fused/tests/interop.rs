@@ -327,3 +327,9 @@ fn pyarrow_reads_every_column_type_we_write() {
         &[("FUSED_TEST_PARQUET", path.display().to_string())],
     );
 }
+
+#[test]
+fn sdk_uses_the_rest_api() {
+    let s = Server::start();
+    run_python("sdk_api.py", Some(&s), &[]);
+}
