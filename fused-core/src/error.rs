@@ -139,6 +139,14 @@ pub enum Error {
     /// A settings file or environment variable that could not be read.
     #[error("options: {0}")]
     Options(String),
+    /// A server answered with an error status.
+    #[error("the server answered {status}: {message}")]
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message (its `detail`).
+        message: String,
+    },
     /// A failure in a Transport.
     #[error("transport: {0}")]
     Transport(String),
@@ -203,6 +211,10 @@ impl Error {
             Error::Encode(m) => Error::Encode(m.clone()),
             Error::Options(m) => Error::Options(m.clone()),
             Error::Transport(m) => Error::Transport(m.clone()),
+            Error::Http { status, message } => Error::Http {
+                status: *status,
+                message: message.clone(),
+            },
             Error::Cache(m) => Error::Cache(m.clone()),
             Error::InvalidPath { path, reason } => Error::InvalidPath {
                 path: path.clone(),

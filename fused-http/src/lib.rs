@@ -7,12 +7,12 @@
 //!   [`InProcessTransport`] (the router called directly, no socket) and [`RemoteExecutor`]
 //!   (runs shared tokens on a server through any [`Transport`](fused_core::Transport)).
 
-pub mod store;
 pub mod client;
 mod error;
 pub mod server;
+pub mod store;
 
-pub use client::{HttpTransport, InProcessTransport, RemoteExecutor};
+pub use client::{FusedApi, HttpTransport, InProcessTransport, RemoteExecutor};
 pub use error::{ApiError, Error};
 pub use server::{AppState, ServerConfig, ServerParts, ServerSecret};
 

@@ -18,8 +18,8 @@ impl Key {
     /// Checks a key as a client sent it (already URL-decoded once by the query parser).
     ///
     /// Refused: absolute paths, empty / `.` / `..` segments, backslashes, control characters
-    /// (NUL included), and percent-escapes of `.`, `/`, `\`, `%` or control characters — so a
-    /// traversal cannot hide behind one or more layers of encoding.
+    /// (NUL included), names of partial uploads (`x#12`), and any remaining percent-escape — so
+    /// a traversal cannot hide behind one or more layers of encoding.
     pub fn parse(raw: &str) -> Result<Self> {
         let bad = |reason: &str| Error::InvalidPath {
             path: raw.chars().take(200).collect(),
@@ -53,8 +53,15 @@ impl Key {
                 s if s.len() > MAX_SEGMENT => {
                     return Err(bad("a segment is longer than 255 bytes"));
                 }
+                s if is_staging_name(s) => {
+                    return Err(bad(
+                        "names ending in #<digits> are reserved for partial uploads",
+                    ));
+                }
                 s if hides_traversal(s) => {
-                    return Err(bad("percent-encoded `.`, `/`, `\\` or `%` is not allowed"));
+                    return Err(bad(
+                        "percent-escapes are not allowed in a decoded path (was it encoded twice?)",
+                    ));
                 }
                 s => segments.push(s.to_owned()),
             }
@@ -92,19 +99,22 @@ impl Key {
     }
 }
 
+/// True for `name#123`: the form of partial uploads in local roots.
+fn is_staging_name(seg: &str) -> bool {
+    seg.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// True when a segment carries a percent-escape of something that could steer a path.
+///
+/// Keys arrive decoded once (by the query string), so any escape left is a second layer: all of
+/// them are refused, overlong UTF-8 forms of `.` (`%c0%ae`) included.
 fn hides_traversal(seg: &str) -> bool {
     let b = seg.as_bytes();
     (0..b.len()).any(|i| {
         b[i] == b'%'
-            && b.get(i + 1..i + 3).is_some_and(|h| {
-                std::str::from_utf8(h)
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .is_some_and(|c| {
-                        matches!(c, b'.' | b'/' | b'\\' | b'%') || c < 0x20 || c == 0x7f
-                    })
-            })
+            && b.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
     })
 }
 
@@ -139,6 +149,10 @@ mod tests {
             "a\\..\\b",
             "a/\0b",
             "%2e%2e/x",
+            "%c0%ae%c0%ae/x",
+            "a%20b",
+            "a#1",
+            "x/b.parquet#22/c",
             "a/%2E%2E/b",
             "%252e%252e/x",
             "a%2fb",

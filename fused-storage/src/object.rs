@@ -287,6 +287,12 @@ impl Storage for ObjectStorage {
 
     async fn head(&self, url: &str) -> Result<ObjectMeta> {
         let key = self.key(url)?;
+        if key.is_root() || key.is_dir() {
+            return Err(Error::InvalidPath {
+                path: url.to_owned(),
+                reason: "names a folder, not a file".into(),
+            });
+        }
         let m = self
             .store
             .head(&self.location(&key))

@@ -160,6 +160,9 @@ mod tests {
         let mut edited = meta.clone();
         edited.code = "def greet(): return 1".into();
         assert_eq!(native_name(&edited), None);
-        assert_eq!(py_literal(&serde_json::json!({"a": [true, null, "x\"y"]})), r#"{"a": [True, None, "x\"y"]}"#);
+        assert_eq!(
+            py_literal(&serde_json::json!({"a": [true, null, "x\"y"]})),
+            r#"{"a": [True, None, "x\"y"]}"#
+        );
     }
 }

@@ -175,7 +175,9 @@ async fn own(state: &AppState, caller: &Caller, token: &str) -> Result<AccessTok
         .await?
         .ok_or_else(|| ApiError::NotFound("no such shared token".into()))?;
     if t.owner_id != caller.user.id && caller.user.id != state.owner.id {
-        return Err(ApiError::Forbidden("this token belongs to another user".into()));
+        return Err(ApiError::Forbidden(
+            "this token belongs to another user".into(),
+        ));
     }
     Ok(t)
 }

@@ -29,7 +29,10 @@ pub(crate) struct Caller {
 
 /// The token of an `Authorization` header, whatever the SDK's scheme.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = v.trim().split_once(' ')?;
     let scheme = scheme.to_ascii_lowercase();
     SCHEMES

@@ -129,7 +129,12 @@ impl AppState {
 
     /// A UDF by id.
     pub(crate) async fn entry_by_id(&self, id: &str) -> Result<Option<Entry>, ApiError> {
-        if let Some(udf) = self.registry.list().into_iter().find(|u| native_id(u.name()) == id) {
+        if let Some(udf) = self
+            .registry
+            .list()
+            .into_iter()
+            .find(|u| native_id(u.name()) == id)
+        {
             return Ok(Some(Entry::from_native(&udf, &self.owner)));
         }
         match self.store.udf_by_id(id).await? {

@@ -9,12 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::body::Body as AxumBody;
 use axum::extract::{Multipart, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::{SinkExt, Stream, StreamExt, TryStreamExt};
-use fused_core::transport::Body;
 use fused_core::Error as CoreError;
+use fused_core::transport::Body;
+use futures::{SinkExt, Stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -49,27 +49,41 @@ impl PathQuery {
     }
 
     fn expiry(&self) -> Duration {
-        self.expiration
-            .map_or(DEFAULT_EXPIRY, |s| Duration::from_secs(s.clamp(1, MAX_EXPIRY)))
+        self.expiration.map_or(DEFAULT_EXPIRY, |s| {
+            Duration::from_secs(s.clamp(1, MAX_EXPIRY))
+        })
     }
 }
 
-/// `scheme://host` this server is reached at, for the URLs it hands out.
-fn public_base(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(u) = &state.config.public_url {
-        return u.trim_end_matches('/').to_owned();
+/// `scheme://host` this server is reached at, for the URLs it hands out: the configured public
+/// URL, else the request's `Host` (or HTTP/2 authority) and scheme.
+pub(crate) struct Origin(String);
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(u) = &state.config.public_url {
+            return Ok(Origin(u.trim_end_matches('/').to_owned()));
+        }
+        let headers = &parts.headers;
+        let scheme = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| matches!(*v, "http" | "https"))
+            .unwrap_or(if state.config.https { "https" } else { "http" });
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'/'))
+            .unwrap_or_else(|| "localhost".into());
+        Ok(Origin(format!("{scheme}://{host}")))
     }
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| matches!(*v, "http" | "https"))
-        .unwrap_or(if state.config.https { "https" } else { "http" });
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or("localhost");
-    format!("{scheme}://{host}")
 }
 
 fn epoch_now() -> u64 {
@@ -89,7 +103,7 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
 /// A download URL for `path`: presigned by the storage when it can, else signed here.
 async fn sign_one(
     state: &AppState,
-    headers: &HeaderMap,
+    origin: &Origin,
     path: &str,
     expiry: Duration,
 ) -> Result<String, ApiError> {
@@ -104,7 +118,7 @@ async fn sign_one(
                 .sign(&[b"GET", canonical.as_bytes(), expires.as_bytes()]);
             Ok(format!(
                 "{}/v1/files/signed?{}",
-                public_base(state, headers),
+                origin.0,
                 query_string(&[("path", &canonical), ("expires", &expires), ("sig", &sig)])
             ))
         }
@@ -117,10 +131,7 @@ impl AppState {
     pub(crate) fn storage_key(&self, url: &str) -> Result<String, ApiError> {
         let resolved = self.storage.resolve(url)?;
         let root = self.storage.resolve("fd://")?;
-        Ok(resolved
-            .strip_prefix(&root)
-            .unwrap_or(&resolved)
-            .to_owned())
+        Ok(resolved.strip_prefix(&root).unwrap_or(&resolved).to_owned())
     }
 }
 
@@ -130,7 +141,9 @@ pub(crate) async fn list(
     Query(q): Query<PathQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let entries = state.storage.list(q.path()?).await?;
-    Ok(Json(entries.into_iter().map(|m| Value::String(m.url)).collect()))
+    Ok(Json(
+        entries.into_iter().map(|m| Value::String(m.url)).collect(),
+    ))
 }
 
 pub(crate) async fn list_details(
@@ -193,7 +206,12 @@ pub(crate) async fn signed_get(
     State(state): State<Arc<AppState>>,
     Query(q): Query<SignedQuery>,
 ) -> Result<Response, ApiError> {
-    check_signature(&state, &[b"GET", q.path.as_bytes(), q.expires.as_bytes()], &q.expires, &q.sig)?;
+    check_signature(
+        &state,
+        &[b"GET", q.path.as_bytes(), q.expires.as_bytes()],
+        &q.expires,
+        &q.sig,
+    )?;
     stream_object(&state, &q.path).await
 }
 
@@ -204,7 +222,9 @@ fn check_signature(
     sig: &str,
 ) -> Result<(), ApiError> {
     if !state.secret.verify(parts, sig) {
-        return Err(ApiError::Forbidden("the URL's signature is not valid".into()));
+        return Err(ApiError::Forbidden(
+            "the URL's signature is not valid".into(),
+        ));
     }
     let expires: u64 = expires
         .parse()
@@ -236,17 +256,17 @@ pub(crate) async fn delete(
 pub(crate) async fn sign(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
-    headers: HeaderMap,
+    origin: Origin,
     Query(q): Query<PathQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let url = sign_one(&state, &headers, q.path()?, q.expiry()).await?;
+    let url = sign_one(&state, &origin, q.path()?, q.expiry()).await?;
     Ok(Json(Value::String(url)))
 }
 
 pub(crate) async fn sign_prefix(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
-    headers: HeaderMap,
+    origin: Origin,
     Query(q): Query<PathQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let mut out = serde_json::Map::new();
@@ -257,7 +277,7 @@ pub(crate) async fn sign_prefix(
             if m.is_directory {
                 pending.push(m.url);
             } else {
-                let u = sign_one(&state, &headers, &m.url, q.expiry()).await?;
+                let u = sign_one(&state, &origin, &m.url, q.expiry()).await?;
                 out.insert(m.url, Value::String(u));
             }
             if out.len() > 10_000 {
@@ -282,7 +302,7 @@ pub(crate) async fn resolve(
 pub(crate) async fn sign_upload(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
-    headers: HeaderMap,
+    origin: Origin,
     Query(q): Query<PathQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let canonical = format!("fd://{}", state.storage_key(q.path()?)?);
@@ -307,7 +327,7 @@ pub(crate) async fn sign_upload(
         max.as_bytes(),
     ]);
     Ok(Json(json!({
-        "url": format!("{}/v1/files/signed-upload", public_base(&state, &headers)),
+        "url": format!("{}/v1/files/signed-upload", origin.0),
         "fields": { "path": canonical, "expires": expires, "max_size": max, "signature": sig },
     })))
 }
@@ -385,9 +405,7 @@ pub(crate) async fn signed_upload(
         // The field borrows the form, so its chunks are handed to the storage through a
         // channel while the storage writes them.
         let (mut tx, rx) = futures::channel::mpsc::channel::<std::io::Result<Bytes>>(4);
-        let put = state
-            .storage
-            .put(&path, Body::from_stream(capped(rx, max)));
+        let put = state.storage.put(&path, Body::from_stream(capped(rx, max)));
         let feed = async move {
             loop {
                 match field.chunk().await {

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// The server is behind TLS (signed URLs use `https`).
     pub https: bool,
+    /// How long a run started by a posted definition may take before the answer is 202 and
+    /// the client polls (the SDK's start request times out after 5 s).
+    pub run_start_wait: Duration,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +74,7 @@ impl Default for ServerConfig {
             owner_token: None,
             public_url: None,
             https: false,
+            run_start_wait: Duration::from_secs(3),
         }
     }
 }
@@ -194,12 +198,21 @@ pub fn router(state: Arc<AppState>) -> Router {
     let uploads = DefaultBodyLimit::disable();
     Router::new()
         .route("/v1/health", get(health))
-        .route(&format!("{SHARED}/run"), get(shared::shared_file).layer(cors.clone()))
-        .route(&format!("{SHARED}/run/file"), get(shared::shared_file).layer(cors.clone()))
-        .route(&format!("{SHARED}/run/{TILE}"), get(shared::shared_tile).layer(cors))
+        .route(
+            &format!("{SHARED}/run"),
+            get(shared::shared_file).layer(cors.clone()),
+        )
+        .route(
+            &format!("{SHARED}/run/file"),
+            get(shared::shared_file).layer(cors.clone()),
+        )
+        .route(
+            &format!("{SHARED}/run/{TILE}"),
+            get(shared::shared_tile).layer(cors),
+        )
         .route(&format!("{RT}/start"), post(realtime::start_file))
         .route(&format!("{RT}/start/{TILE}"), post(realtime::start_tile))
-        .route(&format!("{RT}"), post(realtime::sync_file))
+        .route(RT, post(realtime::sync_file))
         .route(&format!("{RT}/{TILE}"), post(realtime::sync_tile))
         .route(&format!("{RT}/get/{{run_id}}"), get(realtime::poll))
         .route("/v1/user/self", get(identity::whoami))
@@ -246,11 +259,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/files/sign", get(files::sign))
         .route("/v1/files/sign_prefix", get(files::sign_prefix))
         .route("/v1/files/sign-upload", get(files::sign_upload))
-        .route("/v1/files/resolve", post(files::resolve).get(files::resolve))
+        .route(
+            "/v1/files/resolve",
+            post(files::resolve).get(files::resolve),
+        )
         .route("/v1/files/signed", get(files::signed_get))
         .route(
             "/v1/files/signed-upload",
-            post(files::signed_upload).layer(uploads.clone()),
+            post(files::signed_upload).layer(uploads),
         )
         .route("/v1/files/upload", put(files::upload).layer(uploads))
         .fallback(not_found)

@@ -1,5 +1,5 @@
 //! Runs of a UDF definition: `POST /v1/realtime/{client_id}/api/v1/run/udf/start[/tiles/…]`
-//! answers 200 with the result, or 202 when the run outlasts [`START_WAIT`]; the SDK then polls
+//! answers 200 with the result, or 202 when the run outlasts `run_start_wait`; the SDK then polls
 //! `GET …/run/udf/get/{run_id}` with the run id it sent in `Fused-Run-Id`.
 
 use std::collections::HashMap;
@@ -10,10 +10,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use fused_core::encode::FormatPrefs;
 use fused_core::{Args, MaxAge, UdfMeta};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use serde_json::Value;
 
 use super::AppState;
@@ -23,9 +23,6 @@ use super::reply::{NativeRun, Reply, cache_disabled, recursion, run_cached};
 use super::shared::parse_tile;
 use crate::error::ApiError;
 
-/// How long a start request waits for its run before answering 202 (the SDK's start request
-/// times out after 5 s).
-const START_WAIT: Duration = Duration::from_secs(3);
 /// How long a poll waits for the run before answering 202 again.
 const POLL_WAIT: Duration = Duration::from_secs(2);
 /// Finished runs nobody polled are dropped after this.
@@ -190,7 +187,7 @@ async fn start(
         let (reply, mark) = fut.await;
         return reply.into_response(mark);
     }
-    match tokio::time::timeout(START_WAIT, fut.clone()).await {
+    match tokio::time::timeout(state.config.run_start_wait, fut.clone()).await {
         Ok((reply, mark)) => reply.into_response(mark),
         Err(_) => {
             let id = headers

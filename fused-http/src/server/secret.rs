@@ -140,7 +140,10 @@ mod tests {
         let sig = s.sign(&[b"GET", b"a/b", b"123"]);
         assert!(s.verify(&[b"GET", b"a/b", b"123"], &sig));
         assert!(!s.verify(&[b"GET", b"a/b", b"124"], &sig));
-        assert!(!s.verify(&[b"GET", b"a/b1", b"23"], &sig), "parts are length-framed");
+        assert!(
+            !s.verify(&[b"GET", b"a/b1", b"23"], &sig),
+            "parts are length-framed"
+        );
         assert!(!s.verify(&[b"GET", b"a/b", b"123"], "zz"));
         assert!(!ServerSecret::new([2; 32]).verify(&[b"GET", b"a/b", b"123"], &sig));
     }

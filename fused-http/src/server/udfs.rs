@@ -82,9 +82,13 @@ pub(crate) async fn by_team(
     caller: Caller,
     Path((collection, slug)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut found = state.entry_by_slug(&caller.user, &collection, &slug).await?;
+    let mut found = state
+        .entry_by_slug(&caller.user, &collection, &slug)
+        .await?;
     if found.is_none() {
-        found = state.entry_by_slug(&state.owner, &collection, &slug).await?;
+        found = state
+            .entry_by_slug(&state.owner, &collection, &slug)
+            .await?;
     }
     if found.is_none() {
         found = state
@@ -278,7 +282,9 @@ async fn own_saved(state: &AppState, caller: &Caller, id: &str) -> Result<SavedU
         return Err(ApiError::NotFound(format!("no saved UDF with id {id}")));
     };
     if saved.owner_id != caller.user.id && caller.user.id != state.owner.id {
-        return Err(ApiError::Forbidden("this UDF belongs to another user".into()));
+        return Err(ApiError::Forbidden(
+            "this UDF belongs to another user".into(),
+        ));
     }
     Ok(saved)
 }

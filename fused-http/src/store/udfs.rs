@@ -58,12 +58,12 @@ impl Store {
         .await;
         match r {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
-                format!(
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Conflict(format!(
                     "a UDF named {:?} already exists in collection {:?}",
                     udf.slug, udf.collection
-                ),
-            )),
+                )))
+            }
             Err(e) => Err(e.into()),
         }
     }

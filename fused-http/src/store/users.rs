@@ -60,13 +60,22 @@ impl Store {
         let local = email.split('@').next().unwrap_or(email);
         let mut handle: String = local
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
         if handle.is_empty() {
             handle = "user".into();
         }
         if self.user_by_handle(&handle).await?.is_some() {
-            handle = format!("{handle}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+            handle = format!(
+                "{handle}-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..6]
+            );
         }
         let user = User {
             id: uuid::Uuid::new_v4().to_string(),
@@ -117,7 +126,12 @@ impl Store {
     }
 
     /// Registers `secret` as an API token of `user` (a no-op when it already is).
-    pub async fn add_api_token(&self, user: &User, secret: &str, label: &str) -> StoreResult<ApiToken> {
+    pub async fn add_api_token(
+        &self,
+        user: &User,
+        secret: &str,
+        label: &str,
+    ) -> StoreResult<ApiToken> {
         let hash = secret_hash(secret);
         let hint: String = secret.chars().take(8).collect();
         let id = uuid::Uuid::new_v4().to_string();

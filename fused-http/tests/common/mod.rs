@@ -104,6 +104,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    /// A server whose configuration `tweak` adjusts.
+    pub async fn with_config(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let registry = Arc::new(UdfRegistry::new());
         let runs = Arc::new(AtomicUsize::new(0));
         registry.register(echo(Arc::clone(&runs))).unwrap();
@@ -122,10 +127,11 @@ impl TestServer {
             storage,
             secret: ServerSecret::new([1; 32]),
         };
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             owner_token: Some(OWNER_TOKEN.into()),
             ..ServerConfig::default()
         };
+        tweak(&mut config);
         let state = AppState::new(parts, config).await.unwrap();
         let router = server::router(Arc::clone(&state));
         Self {
@@ -137,6 +143,12 @@ impl TestServer {
         }
     }
 
+    /// A `FusedApi` with the owner's token, through the in-process transport.
+    pub fn api(&self) -> fused_http::FusedApi {
+        fused_http::FusedApi::new(Arc::new(self.transport.clone()), "http://test/v1")
+            .with_token(OWNER_TOKEN)
+    }
+
     pub fn token(&self) -> String {
         self.state.default_token("echo")
     }
@@ -146,7 +158,8 @@ impl TestServer {
     }
 
     pub async fn get_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Resp {
-        self.send("GET", path_and_query, headers, Body::empty()).await
+        self.send("GET", path_and_query, headers, Body::empty())
+            .await
     }
 
     /// A request with the owner's token.
@@ -155,7 +168,10 @@ impl TestServer {
         self.send(
             method,
             path_and_query,
-            &[("authorization", &auth), ("content-type", "application/json")],
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
             body.into(),
         )
         .await

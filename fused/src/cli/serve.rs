@@ -40,6 +40,10 @@ pub(crate) struct ServeArgs {
     /// Seconds a UDF run may take before it is stopped.
     #[arg(long, default_value_t = 130.0)]
     run_timeout: f64,
+    /// Seconds a run of a posted UDF definition may take before the server answers 202 and
+    /// the client polls for the result (keep it under the SDK's 5 s request timeout).
+    #[arg(long, default_value_t = 3.0)]
+    run_start_wait: f64,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, requires = "tls_key", env = "FUSED_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -85,6 +89,7 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         owner_token: Some(owner_token.clone()),
         public_url: a.public_url.clone(),
         https: a.tls_cert.is_some(),
+        run_start_wait: Duration::from_secs_f64(a.run_start_wait.clamp(0.0, 60.0)),
         ..ServerConfig::default()
     };
     let parts = ServerParts {
@@ -212,7 +217,10 @@ fn write_banner(
     }
     writeln!(out)?;
     writeln!(out, "Python SDK:")?;
-    writeln!(out, "  export FUSED_AUTH_TOKEN=<owner token> FUSED_AUTH_TOKEN_TYPE=Fused-Env-Bearer")?;
+    writeln!(
+        out,
+        "  export FUSED_AUTH_TOKEN=<owner token> FUSED_AUTH_TOKEN_TYPE=Fused-Env-Bearer"
+    )?;
     writeln!(out, "  import fused")?;
     writeln!(out, "  fused.options.base_url = \"{base}\"")?;
     writeln!(out, "  fused.options.shared_udf_base_url = \"{shared}\"")?;
