@@ -333,3 +333,46 @@ fn sdk_uses_the_rest_api() {
     let s = Server::start();
     run_python("sdk_api.py", Some(&s), &[]);
 }
+
+#[test]
+fn udf_folders_and_zips_cross_between_the_sdk_and_us() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = fused::UdfRegistry::new();
+    fused::demos::register(&registry).unwrap();
+    let hello = registry.get("hello").unwrap();
+    let (ours_dir, ours_zip) = (dir.path().join("hello"), dir.path().join("hello.zip"));
+    hello.to_directory(&ours_dir, false).unwrap();
+    hello.to_file(&ours_zip, false).unwrap();
+    let (sdk_dir, sdk_zip) = (dir.path().join("squares"), dir.path().join("squares.zip"));
+    run_python(
+        "udf_folders.py",
+        None,
+        &[
+            ("FUSED_TEST_RUST_DIR", ours_dir.display().to_string()),
+            ("FUSED_TEST_RUST_ZIP", ours_zip.display().to_string()),
+            ("FUSED_TEST_SDK_DIR", sdk_dir.display().to_string()),
+            ("FUSED_TEST_SDK_ZIP", sdk_zip.display().to_string()),
+        ],
+    );
+    let from_dir = fused::UdfMeta::load(&sdk_dir).unwrap();
+    let from_zip = fused::UdfMeta::load(&sdk_zip).unwrap();
+    assert_eq!(from_dir, from_zip);
+    assert_eq!(from_dir.display_name(), "squares");
+    assert_eq!(from_dir.entrypoint, "udf");
+    assert!(
+        from_dir.code.starts_with("import fused\n\n"),
+        "{}",
+        from_dir.code
+    );
+    assert!(
+        from_dir.code.contains("def udf(n: int=3"),
+        "{}",
+        from_dir.code
+    );
+    assert_eq!(from_dir.cache_max_age, Some(fused::MaxAge::from_secs(600)));
+    assert_eq!(from_dir.parameters["n"], 4);
+    // And back: what we write from it, the same again.
+    let again = dir.path().join("again");
+    from_dir.to_directory(&again, false).unwrap();
+    assert_eq!(fused::UdfMeta::load(&again).unwrap(), from_dir);
+}

@@ -1,5 +1,6 @@
 //! UDFs: metadata that round-trips the Fused UDF JSON, plus a native Rust handler.
 
+mod folder;
 mod meta;
 pub mod python;
 mod registry;
