@@ -23,6 +23,7 @@
 //! # });
 //! ```
 
+pub mod api;
 pub mod demos;
 mod error;
 mod local;
@@ -43,8 +44,10 @@ pub mod crates {
     pub use fused_core as core;
     pub use fused_http as http;
     pub use fused_jobs as jobs;
+    pub use fused_storage as storage;
 }
 
 pub use fused_cache::{CachingExecutor, MemoryCache};
-pub use fused_http::{HttpTransport, InProcessTransport, RemoteExecutor};
+pub use fused_http::{FusedApi, HttpTransport, InProcessTransport, RemoteExecutor};
 pub use fused_jobs::LocalExecutor;
+pub use fused_storage::ObjectStorage;

@@ -376,3 +376,92 @@ fn udf_folders_and_zips_cross_between_the_sdk_and_us() {
     from_dir.to_directory(&again, false).unwrap();
     assert_eq!(fused::UdfMeta::load(&again).unwrap(), from_dir);
 }
+
+/// Runs the `fused` binary against `server` and returns (success, stdout, stderr).
+fn cli(server: &Server, args: &[&str], token: Option<&str>) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fused"))
+        .args(args)
+        .env("FUSED_BASE_URL", server.base())
+        .env("FUSED_AUTH_TOKEN", token.unwrap_or(OWNER_TOKEN))
+        .env("HOME", server._data.path())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_manages_files_udfs_and_tokens() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("a.txt");
+    std::fs::write(&local, "hello files").unwrap();
+    let p = |x: &Path| x.display().to_string();
+
+    assert!(cli(&s, &["files", "put", &p(&local), "fd://cli/"], None).0);
+    let (ok, out, _) = cli(&s, &["files", "ls", "fd://cli/"], None);
+    assert!(ok && out.trim() == "fd://cli/a.txt", "{out}");
+    let (ok, out, _) = cli(&s, &["files", "get", "fd://cli/a.txt", "-"], None);
+    assert!(ok && out == "hello files", "{out}");
+    let (ok, out, _) = cli(&s, &["files", "sign", "fd://cli/a.txt"], None);
+    assert!(ok && out.contains("/v1/files/signed?"), "{out}");
+    let (ok, _, err) = cli(&s, &["files", "ls", "fd://../etc/"], None);
+    assert!(!ok && err.contains("400"), "{err}");
+
+    let (ok, out, _) = cli(&s, &["udf", "ls"], None);
+    assert!(
+        ok && out.contains("default/hello") && out.contains("native"),
+        "{out}"
+    );
+    let folder = dir.path().join("hello");
+    assert!(cli(&s, &["udf", "pull", "hello", &p(&folder)], None).0);
+    assert!(folder.join("meta.json").exists());
+    let py = dir.path().join("mine.py");
+    std::fs::write(&py, "@fused.udf\ndef mine(n: int = 1):\n    return n\n").unwrap();
+    let (ok, _, err) = cli(&s, &["udf", "save", &p(&py)], None);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&s, &["udf", "save", &p(&py)], None);
+    assert!(
+        !ok && err.contains("409"),
+        "saving twice is a conflict: {err}"
+    );
+    let (ok, out, _) = cli(&s, &["udf", "show", "mine"], None);
+    assert!(ok && out.contains("def mine(n: int = 1)"), "{out}");
+    let (ok, out, _) = cli(&s, &["udf", "share", "hello"], None);
+    assert!(ok && out.contains("token: fsh_"), "{out}");
+    assert!(cli(&s, &["udf", "rm", "mine"], None).0);
+    assert!(!cli(&s, &["udf", "show", "mine"], None).0);
+
+    // API tokens live in the data folder: create one, use it, revoke it.
+    let data = s._data.path().display().to_string();
+    let (ok, token, err) = cli(
+        &s,
+        &[
+            "token",
+            "create",
+            "--email",
+            "ann@example.com",
+            "--data-dir",
+            &data,
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+    assert!(token.starts_with("fsk_"), "{token}");
+    assert!(cli(&s, &["files", "ls"], Some(&token)).0);
+    let (ok, out, _) = cli(&s, &["token", "ls", "--data-dir", &data], None);
+    assert!(
+        ok && out.contains("ann@example.com") && !out.contains(&token),
+        "{out}"
+    );
+    assert!(cli(&s, &["token", "revoke", &token, "--data-dir", &data], None).0);
+    // The server caches token lookups for a few seconds.
+    std::thread::sleep(Duration::from_millis(5200));
+    let (ok, _, err) = cli(&s, &["files", "ls"], Some(&token));
+    assert!(!ok && err.contains("401"), "{err}");
+    assert!(cli(&s, &["files", "rm", "fd://cli/"], None).0);
+}

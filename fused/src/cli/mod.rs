@@ -1,7 +1,11 @@
 //! Command-line interface.
 
+mod files;
+mod remote;
 mod run;
 mod serve;
+mod token;
+mod udf;
 
 use std::process::ExitCode;
 
@@ -21,11 +25,20 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run a UDF locally and write its output.
     Run(run::RunArgs),
+    /// The server's files (fd://): ls, get, put, rm, sign.
+    Files(files::FilesArgs),
+    /// Saved UDFs on a server: ls, show, save, pull, share, rm.
+    Udf(udf::UdfArgs),
+    /// API tokens of a server's data folder: create, ls, revoke.
+    Token(token::TokenArgs),
 }
 
 pub(crate) async fn dispatch(cli: Cli) -> fused::Result<ExitCode> {
     match cli.command {
         Command::Serve(a) => serve::serve(a).await,
         Command::Run(a) => run::run(a).await,
+        Command::Files(a) => files::files(a).await,
+        Command::Udf(a) => udf::udf(a).await,
+        Command::Token(a) => token::token(a).await,
     }
 }
