@@ -50,6 +50,11 @@ impl Server {
 
     /// With `tls`, serves HTTPS with a fresh self-signed certificate for localhost.
     fn start_with(tls: bool) -> Self {
+        Self::start_args(tls, &[])
+    }
+
+    /// With extra `fused serve` arguments.
+    fn start_args(tls: bool, extra: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
         std::fs::write(data.path().join("server.key"), hex(&SECRET)).unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
@@ -60,6 +65,7 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fused"));
         cmd.args(["serve", "--port", &port.to_string(), "--data-dir"])
             .arg(data.path())
+            .args(extra)
             .env("FUSED_SERVER_TOKEN", OWNER_TOKEN);
         let mut cert = None;
         if tls {
@@ -464,4 +470,30 @@ fn the_cli_manages_files_udfs_and_tokens() {
     let (ok, _, err) = cli(&s, &["files", "ls"], Some(&token));
     assert!(!ok && err.contains("401"), "{err}");
     assert!(cli(&s, &["files", "rm", "fd://cli/"], None).0);
+}
+
+#[test]
+fn sdk_saves_code_udfs_and_polls_long_runs() {
+    let s = Server::start_args(false, &["--run-start-wait", "0"]);
+    let data = s._data.path().display().to_string();
+    let (ok, token, err) = cli(
+        &s,
+        &[
+            "token",
+            "create",
+            "--email",
+            "bob@example.com",
+            "--data-dir",
+            &data,
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+    assert!(cli(&s, &["token", "revoke", &token, "--data-dir", &data], None).0);
+    run_python(
+        "sdk_save_and_poll.py",
+        Some(&s),
+        &[("FUSED_TEST_REVOKED_TOKEN", token)],
+    );
 }

@@ -1,0 +1,56 @@
+"""Saving code UDFs with the SDK, polled runs (the server answers 202 at once), and a revoked
+API token."""
+import os
+
+base = os.environ["FUSED_TEST_BASE_URL"]
+os.environ["FUSED_AUTH_TOKEN"] = os.environ["FUSED_TEST_OWNER_TOKEN"]
+os.environ["FUSED_AUTH_TOKEN_TYPE"] = "Fused-Env-Bearer"
+
+import fused  # noqa: E402
+from fused.types import UdfRuntimeError  # noqa: E402
+
+fused.options.base_url = base
+fused.options.shared_udf_base_url = f"{base}/realtime-shared"
+
+
+@fused.udf
+def squares(n: int = 3):
+    import pandas as pd
+    return pd.DataFrame({"x": [i * i for i in range(n)]})
+
+
+# Save: the SDK looks the name up (404), then creates it.
+squares.to_fused()
+loaded = fused.load("squares")
+assert loaded.name == "squares" and "def udf(n: int=3)" in loaded.code, loaded.code
+udfs = fused.api.get_udfs(whose="self")
+assert "default/squares" in udfs, list(udfs)
+
+# Running Python code: a clear error until the Python runtime exists.
+try:
+    fused.run(squares, n=2)
+    raise AssertionError("expected an error")
+except UdfRuntimeError as e:
+    assert "Python runtime" in str(e), str(e)
+
+# The server answers 202 at once (--run-start-wait 0): the SDK polls for the result.
+df = fused.run("hello", name="polled")
+assert df["message"].tolist() == ["Hello, polled!"], df
+gdf = fused.run("vector_tile", x=4, y=2, z=3, cells=2)
+assert len(gdf) == 4, len(gdf)
+
+# Shared tokens of a saved UDF work and point at it.
+tok = fused.load("squares").create_access_token()
+assert tok.udf_slug == "squares", tok
+
+# A revoked API token is refused.
+api = fused.api.FusedAPI()
+revoked = os.environ["FUSED_TEST_REVOKED_TOKEN"]
+os.environ["FUSED_AUTH_TOKEN"] = revoked
+try:
+    fused.api.list("fd://")
+    raise AssertionError("a revoked token must be refused")
+except Exception as e:  # noqa: BLE001 — requests.HTTPError
+    assert "401" in str(e) or "revoked" in str(e), str(e)
+
+print("ALL OK")
