@@ -25,6 +25,8 @@ const PART_SIZE: usize = 8 << 20;
 const PART_CONCURRENCY: usize = 4;
 /// Read size when streaming a local file.
 const READ_CHUNK: usize = 1 << 20;
+/// Reads of a local file in flight ahead of the consumer.
+const READ_AHEAD: usize = 2;
 
 /// Fused file semantics over an `object_store` backend, rooted at one URL.
 #[derive(Debug, Clone)]
@@ -430,22 +432,66 @@ impl<T: object_store::signer::Signer> Presign for T {
     }
 }
 
-/// Streams `span` of a local file in large reads.
+/// Streams `span` of a local file: sequential reads of [`READ_CHUNK`] bytes on the blocking
+/// pool (the kernel's read-ahead sees one sequential reader), each straight into the buffer
+/// that is sent, at most [`READ_AHEAD`] chunks ahead of the consumer. No thread waits on a slow
+/// client: only a task does.
 fn read_file(
     file: std::fs::File,
     span: Range<u64>,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let file = tokio::fs::File::from_std(file);
-    futures::stream::once(async move {
-        let mut file = file;
-        file.seek(std::io::SeekFrom::Start(span.start)).await?;
-        Ok::<_, std::io::Error>(tokio_util::io::ReaderStream::with_capacity(
-            file.take(span.end - span.start),
-            READ_CHUNK,
-        ))
-    })
-    .try_flatten()
+    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    tokio::spawn(async move {
+        let mut file = Some(file);
+        let mut at = span.start;
+        let mut first = true;
+        while at < span.end {
+            let Some(f) = file.take() else { break };
+            let len = (span.end - at).min(READ_CHUNK as u64) as usize;
+            let seek_to = first.then_some(at);
+            first = false;
+            let read = tokio::task::spawn_blocking(move || {
+                let r = read_chunk(&f, seek_to, len);
+                (f, r)
+            })
+            .await;
+            let chunk = match read {
+                Ok((f, r)) => {
+                    file = Some(f);
+                    r
+                }
+                Err(e) => Err(std::io::Error::other(e)),
+            };
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                break;
+            }
+            at += len as u64;
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+}
+
+/// Exactly `len` bytes from the file's position (after seeking to `seek_to`); a shorter file is
+/// an error: it changed under the read.
+fn read_chunk(
+    mut file: &std::fs::File,
+    seek_to: Option<u64>,
+    len: usize,
+) -> std::io::Result<Bytes> {
+    use std::io::{Read, Seek};
+    if let Some(at) = seek_to {
+        file.seek(std::io::SeekFrom::Start(at))?;
+    }
+    let mut buf = vec![0u8; len];
+    file.read_exact(&mut buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            std::io::Error::new(e.kind(), "the file got shorter while it was read")
+        } else {
+            e
+        }
+    })?;
+    Ok(buf.into())
 }
 
 fn storage_err(e: object_store::Error) -> Error {

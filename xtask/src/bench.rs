@@ -1,4 +1,5 @@
 //! `cargo xtask bench serve`: the server against an axum hello-world, side by side, with wrk.
+//! `cargo xtask bench files`: a 256 MiB object over loopback against reading it from disk.
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -10,12 +11,13 @@ use crate::{cargo, root, sh};
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
-        _ => Err("usage: cargo xtask bench serve [--duration SECS]".into()),
+        Some("files") => crate::bench_files::files(&args[1..]),
+        _ => Err("usage: cargo xtask bench serve [--duration SECS] | bench files [--mib N]".into()),
     }
 }
 
 /// A child process killed on drop.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -24,14 +26,14 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     Ok(TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port())
 }
 
-fn wait_for(port: u16) -> Result<(), String> {
+pub(crate) fn wait_for(port: u16) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
@@ -220,7 +222,7 @@ fn read_token(child: &mut Child, udf: &str) -> Result<String, String> {
     Err(format!("the server printed no token for {udf}"))
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -231,7 +233,7 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-fn num_cores() -> usize {
+pub(crate) fn num_cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
