@@ -204,8 +204,8 @@ fn write_banner(
         TokenSource::Environment => writeln!(out, "owner token: from FUSED_SERVER_TOKEN")?,
         TokenSource::DataFolder => writeln!(
             out,
-            "owner token: {} (kept in {})",
-            owner.token,
+            "owner token: {}… (in {})",
+            owner.token.chars().take(8).collect::<String>(),
             data_dir.join("owner.token").display()
         )?,
         TokenSource::Generated => writeln!(
@@ -216,10 +216,14 @@ fn write_banner(
         )?,
     }
     writeln!(out)?;
-    writeln!(out, "Python SDK:")?;
+    let token_expr = match owner.source {
+        TokenSource::Environment => "$FUSED_SERVER_TOKEN".to_owned(),
+        _ => format!("$(cat {})", data_dir.join("owner.token").display()),
+    };
+    writeln!(out, "Python SDK (the same variables serve `fused files` and `fused udf`):")?;
     writeln!(
         out,
-        "  export FUSED_AUTH_TOKEN=<owner token> FUSED_AUTH_TOKEN_TYPE=Fused-Env-Bearer"
+        "  export FUSED_BASE_URL={base} FUSED_AUTH_TOKEN={token_expr} FUSED_AUTH_TOKEN_TYPE=Fused-Env-Bearer"
     )?;
     writeln!(out, "  import fused")?;
     writeln!(out, "  fused.options.base_url = \"{base}\"")?;
