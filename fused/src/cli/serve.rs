@@ -220,7 +220,10 @@ fn write_banner(
         TokenSource::Environment => "$FUSED_SERVER_TOKEN".to_owned(),
         _ => format!("$(cat {})", data_dir.join("owner.token").display()),
     };
-    writeln!(out, "Python SDK (the same variables serve `fused files` and `fused udf`):")?;
+    writeln!(
+        out,
+        "Python SDK (the same variables serve `fused files` and `fused udf`):"
+    )?;
     writeln!(
         out,
         "  export FUSED_BASE_URL={base} FUSED_AUTH_TOKEN={token_expr} FUSED_AUTH_TOKEN_TYPE=Fused-Env-Bearer"
