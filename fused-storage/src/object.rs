@@ -425,7 +425,7 @@ trait Presign: Send + Sync + std::fmt::Debug {
 impl<T: object_store::signer::Signer> Presign for T {
     async fn presign_get(&self, loc: &Path, expires_in: Duration) -> Result<String> {
         let u = self
-            .signed_url(object_store::signer::Method::GET, loc, expires_in)
+            .signed_url(http::Method::GET, loc, expires_in)
             .await
             .map_err(storage_err)?;
         Ok(u.to_string())

@@ -55,6 +55,11 @@ impl Server {
 
     /// With extra `fused serve` arguments.
     fn start_args(tls: bool, extra: &[&str]) -> Self {
+        Self::start_env(tls, extra, &[])
+    }
+
+    /// With extra arguments and environment variables.
+    fn start_env(tls: bool, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let data = tempfile::tempdir().unwrap();
         std::fs::write(data.path().join("server.key"), hex(&SECRET)).unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
@@ -66,6 +71,7 @@ impl Server {
         cmd.args(["serve", "--port", &port.to_string(), "--data-dir"])
             .arg(data.path())
             .args(extra)
+            .envs(env.iter().copied())
             .env("FUSED_SERVER_TOKEN", OWNER_TOKEN);
         let mut cert = None;
         if tls {
@@ -495,5 +501,69 @@ fn sdk_saves_code_udfs_and_polls_long_runs() {
         "sdk_save_and_poll.py",
         Some(&s),
         &[("FUSED_TEST_REVOKED_TOKEN", token)],
+    );
+}
+
+/// moto's S3 server on a free port, killed on drop.
+struct Moto(Child, u16);
+
+impl Moto {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bin = python().parent().unwrap().join("moto_server");
+        let child = Command::new(&bin)
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (run `cargo xtask test` to install it)",
+                    bin.display()
+                )
+            });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Create the bucket (moto accepts any credentials).
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        use std::io::{Read, Write};
+        write!(s, "PUT /fused HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        Moto(child, port)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sdk_files_on_an_s3_root() {
+    let moto = Moto::start();
+    let endpoint = format!("http://127.0.0.1:{}", moto.1);
+    let aws = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+    ];
+    let s = Server::start_env(false, &["--storage", "s3://fused/team"], &aws);
+    run_python(
+        "s3_root.py",
+        Some(&s),
+        &[("AWS_ENDPOINT", endpoint.clone())],
     );
 }
