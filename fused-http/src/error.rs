@@ -11,6 +11,9 @@ pub enum Error {
     /// An error from the core.
     #[error(transparent)]
     Core(#[from] fused_core::Error),
+    /// The server's configuration is not usable.
+    #[error("configuration: {0}")]
+    Config(String),
     /// The server's store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{OWNER_TOKEN, TestServer};
-use fused_core::{Error, UdfMeta};
+use fused_core::{Body, Error, UdfMeta};
 use fused_http::client::{UdfKey, Whose};
 use serde_json::json;
 
@@ -410,4 +410,223 @@ async fn bodies_over_the_limit_are_refused() {
     let big = json!({"slug": "big", "udf_body": "x".repeat(4096)}).to_string();
     let r = s.call("POST", "/v1/udf/new", big).await;
     assert_eq!(r.status, 413);
+}
+
+/// A second user and a client for them.
+async fn second_user(s: &TestServer, email: &str) -> fused_http::FusedApi {
+    let user = s.state.store.ensure_user(email, None).await.unwrap();
+    let token = fused_http::store::generate_api_token();
+    s.state
+        .store
+        .add_api_token(&user, &token, "test")
+        .await
+        .unwrap();
+    fused_http::FusedApi::new(std::sync::Arc::new(s.transport.clone()), "http://test/v1")
+        .with_token(&token)
+}
+
+#[tokio::test]
+async fn users_share_reading_within_the_team_but_not_owning() {
+    let s = TestServer::new().await;
+    let ann = second_user(&s, "ann@example.com").await;
+    // The owner's UDF: readable by a team member, not shareable by them.
+    assert_eq!(
+        ann.get_udf("owner@fused.local/echo")
+            .await
+            .unwrap()
+            .display_name(),
+        "echo"
+    );
+    let e = ann
+        .create_udf_access_token("owner@fused.local/echo")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Http { status: 403, .. }), "{e}");
+    // Ann's own UDF: she shares it; the owner may manage it too; she cannot delete the root.
+    let id = ann.save_udf(&code_udf("annual"), false).await.unwrap();
+    let t = ann.create_udf_access_token("annual").await.unwrap();
+    assert_eq!(t.udf_id.as_deref(), Some(id.as_str()));
+    let t2 = ann.create_udf_access_token("ann/annual").await.unwrap(); // by handle
+    assert_ne!(t.token, t2.token);
+    assert!(
+        ann.udf_access_tokens()
+            .await
+            .unwrap()
+            .iter()
+            .all(|x| x.udf_slug.as_deref() == Some("annual"))
+    );
+    assert!(
+        s.api()
+            .udf_access_tokens()
+            .await
+            .unwrap()
+            .iter()
+            .all(|x| x.udf_slug.as_deref() != Some("annual")),
+        "`self` is the caller's own"
+    );
+    ann.upload(b"x".to_vec(), "fd://ann/x").await.unwrap();
+    let e = ann.delete("fd://", None).await.unwrap_err();
+    assert!(matches!(e, Error::Http { status: 403, .. }), "{e}");
+    // The source behind a token is for those who may read the UDF, not for anyone holding it.
+    let r = s.get(&format!("/v1/udf/shared/by-token/{}", t.token)).await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn public_udfs_load_as_public_slash_name() {
+    let s = TestServer::new().await;
+    let body = json!({"slug": "shown", "udf_body": code_udf("shown").to_json(), "allow_public_list": true});
+    assert_eq!(
+        s.call("POST", "/v1/udf/new", body.to_string()).await.status,
+        200
+    );
+    s.api().save_udf(&code_udf("hidden"), false).await.unwrap();
+    // What the SDK sends for `fused.load("public/shown")`.
+    let r = s
+        .get("/v1/udf/by-user-handle/public/by-collection/default/by-slug/shown")
+        .await;
+    assert_eq!(r.status, 401, "a token is still needed");
+    let r = s
+        .call(
+            "GET",
+            "/v1/udf/by-user-handle/public/by-collection/default/by-slug/shown",
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = s
+        .call(
+            "GET",
+            "/v1/udf/by-user-handle/public/by-collection/default/by-slug/hidden",
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let public = s
+        .api()
+        .get_udfs(None, 0, UdfKey::Name, Whose::Public)
+        .await
+        .unwrap();
+    assert_eq!(public.keys().collect::<Vec<_>>(), ["default/shown"]);
+    // Nobody can take the handles that mean something else.
+    let u = s
+        .state
+        .store
+        .ensure_user("public@example.com", None)
+        .await
+        .unwrap();
+    assert_ne!(u.handle, "public");
+}
+
+#[tokio::test]
+async fn collections_exist_once_created_or_used() {
+    let s = TestServer::new().await;
+    assert_eq!(
+        s.call("GET", "/v1/collection/by-name/default", Body::empty())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        s.call("GET", "/v1/collection/by-name/maps", Body::empty())
+            .await
+            .status,
+        404
+    );
+    let r = s
+        .call(
+            "POST",
+            "/v1/collection/new",
+            json!({"name": "maps"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["id"], "maps");
+    let r = s
+        .call("GET", "/v1/collection/by-name/maps", Body::empty())
+        .await;
+    assert_eq!(r.json()["name"], "maps");
+    let r = s
+        .call(
+            "POST",
+            "/v1/collection/new",
+            json!({"name": "../x"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn run_ids_are_per_caller() {
+    let s = TestServer::with_config(|c| c.run_start_wait = Duration::from_millis(1)).await;
+    let mut echo = s.api().get_udf("echo").await.unwrap();
+    echo.parameters.insert("mode".into(), json!("slow"));
+    let auth = format!("Bearer {OWNER_TOKEN}");
+    let h = [
+        ("authorization", auth.as_str()),
+        ("fused-run-id", "same-id"),
+    ];
+    let r = s
+        .send(
+            "POST",
+            "/v1/realtime/local/api/v1/run/udf/start",
+            &h,
+            run_body(&echo).into(),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    // Another user polling (or starting) under the same id reaches nothing of the owner's.
+    let user = s
+        .state
+        .store
+        .ensure_user("eve@example.com", None)
+        .await
+        .unwrap();
+    let eve = fused_http::store::generate_api_token();
+    s.state.store.add_api_token(&user, &eve, "t").await.unwrap();
+    let eve_auth = format!("Bearer {eve}");
+    let eh = [("authorization", eve_auth.as_str())];
+    assert_eq!(
+        s.get_with("/v1/realtime/local/api/v1/run/udf/get/same-id", &eh)
+            .await
+            .status,
+        404
+    );
+    loop {
+        let r = s
+            .get_with("/v1/realtime/local/api/v1/run/udf/get/same-id", &h)
+            .await;
+        if r.status != 202 {
+            assert_eq!(r.status, 200);
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn weak_or_foreign_owner_tokens_are_refused_at_start() {
+    let registry = std::sync::Arc::new(fused_core::UdfRegistry::new());
+    let parts = || fused_http::ServerParts {
+        registry: registry.clone(),
+        executor: std::sync::Arc::new(fused_jobs::LocalExecutor::new(registry.clone())),
+        cache: std::sync::Arc::new(fused_cache::MemoryCache::new(1 << 20)),
+        store: futures::executor::block_on(fused_http::store::Store::memory()).unwrap(),
+        storage: std::sync::Arc::new(fused_storage::ObjectStorage::memory()),
+        secret: fused_http::ServerSecret::new([3; 32]),
+    };
+    let config = |t: &str| fused_http::ServerConfig {
+        owner_token: Some(t.into()),
+        ..Default::default()
+    };
+    let e = fused_http::AppState::new(parts(), config("short"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("at least 32"), "{e}");
+    // A token already issued to someone else cannot become the owner's.
+    let p = parts();
+    let ann = p.store.ensure_user("ann@example.com", None).await.unwrap();
+    let t = fused_http::store::generate_api_token();
+    p.store.add_api_token(&ann, &t, "x").await.unwrap();
+    let e = fused_http::AppState::new(p, config(&t)).await.unwrap_err();
+    assert!(e.to_string().contains("another user"), "{e}");
 }

@@ -191,6 +191,31 @@ async fn signed_uploads_stream_a_multipart_form() {
         )
         .await;
     assert_eq!(r.status, 403);
+    // Fields are small and few before anything is verified.
+    let mut huge = serde_json::Map::new();
+    huge.insert("path".into(), "p".repeat(10_000).into());
+    let r = s
+        .send(
+            "POST",
+            "/v1/files/signed-upload",
+            &ct,
+            form("1", &huge).into(),
+        )
+        .await;
+    assert_eq!(r.status, 413);
+    let mut many = serde_json::Map::new();
+    for i in 0..20 {
+        many.insert(format!("f{i}"), "x".into());
+    }
+    let r = s
+        .send(
+            "POST",
+            "/v1/files/signed-upload",
+            &ct,
+            form("1", &many).into(),
+        )
+        .await;
+    assert_eq!(r.status, 400);
     // The real thing.
     let r = s
         .send(

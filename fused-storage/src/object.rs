@@ -36,8 +36,8 @@ pub struct ObjectStorage {
     root_url: String,
     /// The root's path inside `store`.
     prefix: Vec<String>,
-    /// For local roots: the canonical folder, for symlink checks.
-    local_root: Option<PathBuf>,
+    /// For local roots: the canonical folder and its backend, for symlink checks.
+    local: Option<Local>,
     /// Presigns URLs, for backends that can.
     signer: Option<Arc<dyn Presign>>,
 }
@@ -48,18 +48,20 @@ impl ObjectStorage {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir)?;
         let root = std::fs::canonicalize(dir)?;
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(&root)
-            .map_err(storage_err)?
-            .with_automatic_cleanup(true);
+        let fs = Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(&root)
+                .map_err(storage_err)?
+                .with_automatic_cleanup(true),
+        );
         let mut root_url = format!("file://{}", root.display());
         if !root_url.ends_with('/') {
             root_url.push('/');
         }
         Ok(Self {
-            store: Arc::new(fs),
+            store: fs.clone(),
             root_url,
             prefix: Vec::new(),
-            local_root: Some(root),
+            local: Some(Local { root, fs }),
             signer: None,
         })
     }
@@ -70,7 +72,7 @@ impl ObjectStorage {
             store: Arc::new(object_store::memory::InMemory::new()),
             root_url: "memory:///".into(),
             prefix: Vec::new(),
-            local_root: None,
+            local: None,
             signer: None,
         }
     }
@@ -160,7 +162,7 @@ impl ObjectStorage {
             store,
             root_url,
             prefix,
-            local_root: None,
+            local: None,
             signer,
         }
     }
@@ -172,7 +174,7 @@ impl ObjectStorage {
 
     /// The local folder of a local root.
     pub fn local_root(&self) -> Option<&FsPath> {
-        self.local_root.as_deref()
+        self.local.as_ref().map(|l| l.root.as_path())
     }
 
     /// The checked key that `url` names: `fd://<key>` or `<root url><key>`.
@@ -190,9 +192,7 @@ impl ObjectStorage {
             });
         };
         let key = Key::parse(raw)?;
-        if let Some(root) = &self.local_root {
-            local::check_inside(root, key.segments(), url)?;
-        }
+        self.check_local(&self.location(&key), url)?;
         Ok(key)
     }
 
@@ -202,10 +202,15 @@ impl ObjectStorage {
 
     /// The `fd://` URL of a backend location.
     fn url_of(&self, loc: &Path, dir: bool) -> String {
+        // Backends escape some characters in names (`~` → `%7E`); URLs show them as keyed.
         let parts: Vec<String> = loc
             .parts()
             .skip(self.prefix.len())
-            .map(|p| p.as_ref().to_owned())
+            .map(|p| {
+                percent_encoding::percent_decode_str(p.as_ref())
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
             .collect();
         format!("fd://{}", Key::from_segments(parts, dir).as_string())
     }
@@ -213,21 +218,52 @@ impl ObjectStorage {
     fn meta_of(&self, m: &object_store::ObjectMeta) -> ObjectMeta {
         ObjectMeta {
             url: self.url_of(&m.location, false),
-            file_name: m.location.filename().unwrap_or_default().to_owned(),
+            file_name: percent_encoding::percent_decode_str(
+                m.location.filename().unwrap_or_default(),
+            )
+            .decode_utf8_lossy()
+            .into_owned(),
             is_directory: false,
             size: Some(m.size),
             last_modified: Some(m.last_modified.into()),
         }
     }
 
-    /// Checks a location found by a listing before deleting it (a symlinked folder inside a
-    /// local root could list files outside it).
-    fn check_listed(&self, loc: &Path) -> Result<()> {
-        if let Some(root) = &self.local_root {
-            let segs: Vec<String> = loc.parts().map(|p| p.as_ref().to_owned()).collect();
-            local::check_inside(root, &segs, loc.as_ref())?;
+    /// For local roots: fails unless the file the backend will touch for `loc` — its own
+    /// mapping, escapes included — lies inside the root, symlinks resolved. Also checks
+    /// locations found by listings before deleting them (a symlinked folder inside a local root
+    /// could list files outside it).
+    fn check_local(&self, loc: &Path, shown: &str) -> Result<()> {
+        let Some(local) = &self.local else {
+            return Ok(());
+        };
+        let real = if loc.as_ref().is_empty() {
+            local.root.clone()
+        } else {
+            local
+                .fs
+                .path_to_filesystem(loc)
+                .map_err(|e| Error::InvalidPath {
+                    path: shown.to_owned(),
+                    reason: e.to_string(),
+                })?
+        };
+        local::check_inside(&local.root, &real, shown)
+    }
+
+    /// After a failed upload to a local root: removes the folders it created, now empty.
+    fn remove_empty_parents(&self, loc: &Path) {
+        let Some(local) = &self.local else { return };
+        let Ok(real) = local.fs.path_to_filesystem(loc) else {
+            return;
+        };
+        let mut dir = real.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(&local.root) && *d != local.root) {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
         }
-        Ok(())
     }
 
     async fn put_stream(&self, loc: &Path, body: Body) -> Result<()> {
@@ -270,7 +306,9 @@ impl Storage for ObjectStorage {
             .iter()
             .map(|p| ObjectMeta {
                 url: self.url_of(p, true),
-                file_name: p.filename().unwrap_or_default().to_owned(),
+                file_name: percent_encoding::percent_decode_str(p.filename().unwrap_or_default())
+                    .decode_utf8_lossy()
+                    .into_owned(),
                 is_directory: true,
                 size: None,
                 last_modified: None,
@@ -345,7 +383,12 @@ impl Storage for ObjectStorage {
                     .await
                     .map_err(storage_err)?;
             }
-            None => self.put_stream(&loc, body).await?,
+            None => {
+                if let Err(e) = self.put_stream(&loc, body).await {
+                    self.remove_empty_parents(&loc);
+                    return Err(e);
+                }
+            }
         }
         let m = self.store.head(&loc).await.map_err(storage_err)?;
         Ok(self.meta_of(&m))
@@ -384,7 +427,7 @@ impl Storage for ObjectStorage {
             });
         }
         for m in &found {
-            self.check_listed(&m.location)?;
+            self.check_local(&m.location, m.location.as_ref())?;
         }
         let mut n = 0;
         for m in found {
@@ -412,6 +455,13 @@ impl Storage for ObjectStorage {
         let key = self.key(url)?;
         Ok(format!("{}{}", self.root_url, key.as_string()))
     }
+}
+
+/// A local root: its canonical folder and the backend that maps keys to files in it.
+#[derive(Debug, Clone)]
+struct Local {
+    root: PathBuf,
+    fs: Arc<object_store::local::LocalFileSystem>,
 }
 
 /// Presigns GET URLs (the cloud backends' `Signer`, when one is built in).
@@ -593,6 +643,51 @@ mod tests {
         assert!(s.delete("fd://link/", None).await.is_err());
         assert!(outside.path().join("secret").exists());
         assert!(!outside.path().join("new").exists());
+
+        // Names the backend escapes on disk are checked where the backend goes, whatever it
+        // calls them there.
+        for name in ["evil%7E", "ev%5Bil%5D"] {
+            let _ = std::os::unix::fs::symlink(outside.path(), dir.path().join(name));
+        }
+        for url in ["fd://evil~/secret", "fd://ev[il]/secret"] {
+            assert!(s.get(url, None).await.is_err(), "{url}");
+            assert!(
+                s.put(&url.replace("secret", "x"), Bytes::from("x").into())
+                    .await
+                    .is_err(),
+                "{url}"
+            );
+        }
+        assert!(!outside.path().join("x").exists());
+    }
+
+    #[tokio::test]
+    async fn escaped_names_round_trip_and_failed_uploads_leave_no_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ObjectStorage::local(dir.path()).unwrap();
+        s.put("fd://a~b [1].txt", Bytes::from("x").into())
+            .await
+            .unwrap();
+        let urls: Vec<_> = s
+            .list("fd://")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.url)
+            .collect();
+        assert_eq!(urls, ["fd://a~b [1].txt"]);
+        assert_eq!(s.head(&urls[0]).await.unwrap().file_name, "a~b [1].txt");
+        assert_eq!(text(s.get(&urls[0], None).await.unwrap()).await, "x");
+        let broken = futures::stream::iter(vec![Err(std::io::Error::other("gone"))]);
+        assert!(
+            s.put("fd://new/deep/x.bin", Body::from_stream(broken))
+                .await
+                .is_err()
+        );
+        assert!(
+            !dir.path().join("new").exists(),
+            "no empty folders left behind"
+        );
     }
 
     #[tokio::test]

@@ -26,6 +26,37 @@ assert loaded.name == "squares" and "def udf(n: int=3)" in loaded.code, loaded.c
 udfs = fused.api.get_udfs(whose="self")
 assert "default/squares" in udfs, list(udfs)
 
+# Saving changed code under the same name needs overwrite=True.
+@fused.udf(name="squares")
+def squares_v2(n: int = 4):
+    import pandas as pd
+    return pd.DataFrame({"x": [i * i for i in range(n)]})
+
+
+try:
+    squares_v2.to_fused()
+    raise AssertionError("replacing a saved UDF must need overwrite=True")
+except AssertionError:
+    raise
+except Exception as e:  # noqa: BLE001 — the SDK explains the conflict its own way
+    assert "squares" in str(e) or "exists" in str(e), str(e)
+squares_v2.to_fused(overwrite=True)
+assert "n: int=4" in fused.load("squares").code, fused.load("squares").code
+
+# Collections: one that does not exist is refused unless created.
+@fused.udf
+def cubes(n: int = 2):
+    return n ** 3
+
+try:
+    cubes.to_fused(collection_name="analysis")
+    raise AssertionError("an unknown collection must be refused")
+except Exception as e:  # noqa: BLE001
+    assert "analysis" in str(e), str(e)
+cubes.to_fused(collection_name="analysis", create_collection=True)
+udfs = fused.api.get_udfs(whose="self")
+assert "analysis/cubes" in udfs, list(udfs)
+
 # Running Python code: a clear error until the Python runtime exists.
 try:
     fused.run(squares, n=2)

@@ -47,6 +47,10 @@ pub(crate) struct UpdateBody {
     metadata_json: Option<Value>,
     #[serde(default)]
     enabled: Option<bool>,
+    #[serde(default)]
+    public_read: Option<bool>,
+    #[serde(default)]
+    access_scope: Option<String>,
 }
 
 /// `skip` / `limit` of a listing.
@@ -95,15 +99,25 @@ async fn target(state: &AppState, caller: &Caller, b: &NewBody) -> Result<Entry,
         .udf_slug
         .as_deref()
         .ok_or_else(|| ApiError::BadRequest("name the UDF with udf_id or udf_slug".into()))?;
-    let owner = match b.udf_email.as_deref() {
-        Some(email) if email != caller.user.email => state
-            .store
-            .user_by_email(email)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no user {email}")))?,
-        _ => caller.user.clone(),
-    };
     let (collection, name) = slug.split_once('/').unwrap_or((DEFAULT_COLLECTION, slug));
+    // `udf_email` is whatever came before the `/` of `who/name`: an e-mail, a handle, `team`.
+    let owner = match b.udf_email.as_deref() {
+        None => caller.user.clone(),
+        Some(who) if who == caller.user.email || who == caller.user.handle => caller.user.clone(),
+        Some("team") => {
+            return super::udfs::team_entry(state, caller, collection, name)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no UDF team/{name}")));
+        }
+        Some(who) => {
+            let user = if who.contains('@') {
+                state.store.user_by_email(who).await?
+            } else {
+                state.store.user_by_handle(who).await?
+            };
+            user.ok_or_else(|| ApiError::NotFound(format!("no user {who}")))?
+        }
+    };
     state
         .entry_by_slug(&owner, collection, name)
         .await?
@@ -116,6 +130,14 @@ pub(crate) async fn create(
     Json(b): Json<NewBody>,
 ) -> Result<Json<Value>, ApiError> {
     let entry = target(&state, &caller, &b).await?;
+    // A token runs the UDF for anyone who holds it: only the UDF's owner (or the server's)
+    // may hand one out.
+    if entry.owner_id != caller.user.id && caller.user.id != state.owner.id {
+        return Err(ApiError::Forbidden(format!(
+            "only the owner of {:?} can share it",
+            entry.slug
+        )));
+    }
     let t = state
         .store
         .create_access_token(
@@ -135,12 +157,32 @@ pub(crate) async fn create(
     Ok(Json(token_json(&state, &t).await))
 }
 
-pub(crate) async fn list(
+/// `GET /udf-access-token/self`: the caller's tokens.
+pub(crate) async fn list_self(
+    state: State<Arc<AppState>>,
+    caller: Caller,
+    page: Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    list(state, caller, page, false).await
+}
+
+/// `GET /udf-access-token/all`: every token for the server's owner, the caller's for others.
+pub(crate) async fn list_all(
+    state: State<Arc<AppState>>,
+    caller: Caller,
+    page: Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    list(state, caller, page, true).await
+}
+
+async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Query(page): Query<Page>,
+    all: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = (caller.user.id != state.owner.id).then_some(caller.user.id.as_str());
+    let everyone = all && caller.user.id == state.owner.id;
+    let owner = (!everyone).then_some(caller.user.id.as_str());
     let mut out = Vec::new();
     for t in state
         .store
@@ -191,7 +233,17 @@ pub(crate) async fn update(
     own(&state, &caller, &token).await?;
     let t = state
         .store
-        .update_access_token(&token, b.enabled, b.cache, b.client_id, b.metadata_json)
+        .update_access_token(
+            &token,
+            crate::store::AccessUpdate {
+                enabled: b.enabled,
+                cache: b.cache,
+                client_id: b.client_id,
+                metadata_json: b.metadata_json,
+                public_read: b.public_read,
+                access_scope: b.access_scope,
+            },
+        )
         .await?;
     state.grant_cache.invalidate(&token).await;
     Ok(Json(token_json(&state, &t).await))

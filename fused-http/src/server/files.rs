@@ -27,6 +27,11 @@ use crate::store::rfc3339;
 const DEFAULT_EXPIRY: Duration = Duration::from_secs(3600);
 /// The longest validity a request may ask for (7 days, as S3 allows).
 const MAX_EXPIRY: u64 = 7 * 86_400;
+/// Most entries `sign_prefix` walks.
+const MAX_SIGNED: usize = 10_000;
+/// Form fields before the file in a signed upload, and their largest size.
+const MAX_FORM_FIELDS: usize = 16;
+const MAX_FORM_FIELD: usize = 4096;
 
 /// The `path` query parameter (and friends) of the files endpoints.
 #[derive(Debug, Deserialize)]
@@ -237,9 +242,14 @@ fn check_signature(
 
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    caller: Caller,
     Query(q): Query<PathQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    if state.storage_key(q.path()?)?.is_empty() && caller.user.id != state.owner.id {
+        return Err(ApiError::Forbidden(
+            "only the server's owner may delete the whole root".into(),
+        ));
+    }
     let depth = match q.max_deletion_depth.as_deref() {
         None => Some(3),
         Some("unlimited") => None,
@@ -271,19 +281,22 @@ pub(crate) async fn sign_prefix(
 ) -> Result<Json<Value>, ApiError> {
     let mut out = serde_json::Map::new();
     let mut pending = vec![q.path()?.to_owned()];
-    // Breadth-first over the listing, bounded so a huge tree cannot stall the server.
+    let mut seen = 0usize;
+    // Depth-first over the listing, bounded (files and folders alike) so a huge tree cannot
+    // stall the server.
     while let Some(dir) = pending.pop() {
         for m in state.storage.list(&dir).await? {
+            seen += 1;
+            if seen > MAX_SIGNED {
+                return Err(ApiError::BadRequest(format!(
+                    "more than {MAX_SIGNED} entries under this prefix; sign a narrower one"
+                )));
+            }
             if m.is_directory {
                 pending.push(m.url);
             } else {
                 let u = sign_one(&state, &origin, &m.url, q.expiry()).await?;
                 out.insert(m.url, Value::String(u));
-            }
-            if out.len() > 10_000 {
-                return Err(ApiError::BadRequest(
-                    "more than 10000 objects under this prefix; sign a narrower one".into(),
-                ));
             }
         }
     }
@@ -366,6 +379,7 @@ pub(crate) async fn signed_upload(
 ) -> Result<Json<Value>, ApiError> {
     let bad = |m: String| ApiError::BadRequest(m);
     let (mut path, mut expires, mut max, mut sig) = (None, None, None, None);
+    let mut fields = 0;
     while let Some(mut field) = form
         .next_field()
         .await
@@ -373,10 +387,26 @@ pub(crate) async fn signed_upload(
     {
         let name = field.name().unwrap_or_default().to_owned();
         if name != "file" {
-            let text = field
-                .text()
+            // Nothing is trusted before the signature is checked: small fields, few of them.
+            fields += 1;
+            if fields > MAX_FORM_FIELDS {
+                return Err(bad("too many form fields".into()));
+            }
+            let mut text = Vec::new();
+            while let Some(c) = field
+                .chunk()
                 .await
-                .map_err(|e| bad(format!("form field {name}: {e}")))?;
+                .map_err(|e| bad(format!("form field {name}: {e}")))?
+            {
+                if text.len() + c.len() > MAX_FORM_FIELD {
+                    return Err(ApiError::TooLarge(format!(
+                        "form field {name} is longer than {MAX_FORM_FIELD} bytes"
+                    )));
+                }
+                text.extend_from_slice(&c);
+            }
+            let text = String::from_utf8(text)
+                .map_err(|_| bad(format!("form field {name} is not UTF-8")))?;
             match name.as_str() {
                 "path" => path = Some(text),
                 "expires" => expires = Some(text),

@@ -12,6 +12,7 @@
 mod access;
 mod auth;
 mod catalog;
+mod collections;
 mod files;
 mod identity;
 mod realtime;
@@ -103,6 +104,9 @@ pub struct AppState {
     runs: realtime::Runs,
 }
 
+/// Shortest owner token accepted (32 hex digits carry 128 bits).
+const MIN_OWNER_TOKEN: usize = 32;
+
 /// How long token lookups are cached: a revocation made by another process (the CLI, another
 /// server) takes effect within this time.
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -133,7 +137,16 @@ impl AppState {
             .ensure_user(&config.owner_email, Some("Server owner"))
             .await?;
         if let Some(t) = &config.owner_token {
-            store.add_api_token(&owner, t, "owner").await?;
+            if t.len() < MIN_OWNER_TOKEN {
+                return Err(Error::Config(format!(
+                    "the owner's token must be at least {MIN_OWNER_TOKEN} characters of random \
+                     text (FUSED_SERVER_TOKEN); `openssl rand -hex 24` makes one"
+                )));
+            }
+            store
+                .add_api_token(&owner, t, "owner")
+                .await
+                .map_err(|e| Error::Config(format!("the owner's token: {e}")))?;
         }
         for udf in parts.registry.list() {
             let token = parts.secret.token_for(udf.name());
@@ -220,6 +233,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/realtime-instance", get(identity::instances))
         .route("/v1/execution-env/self", get(identity::team))
         .route("/v1/execution-env/token", get(identity::team_token))
+        .route("/v1/collection/by-name/{name}", get(collections::by_name))
+        .route("/v1/collection/new", post(collections::create))
         .route("/v1/udf/new", post(udfs::create))
         .route(
             "/v1/udf/by-id/{id}",
@@ -246,8 +261,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/udf/exec-env/self", get(udfs::list_team))
         .route("/v1/udf/public", get(udfs::list_public))
         .route("/v1/udf-access-token/new", post(access::create))
-        .route("/v1/udf-access-token/self", get(access::list))
-        .route("/v1/udf-access-token/all", get(access::list))
+        .route("/v1/udf-access-token/self", get(access::list_self))
+        .route("/v1/udf-access-token/all", get(access::list_all))
         .route(
             "/v1/udf-access-token/by-token/{token}",
             get(access::get).post(access::update).delete(access::revoke),

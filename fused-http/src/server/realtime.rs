@@ -43,14 +43,14 @@ const STEERING: &[&str] = &[
 type RunFuture = Shared<BoxFuture<'static, (Reply, &'static str)>>;
 
 struct Pending {
-    owner: String,
     started: Instant,
     run: RunFuture,
 }
 
-/// Runs that answered 202, by run id.
+/// Runs that answered 202, by caller and run id (the id comes from the client, so one
+/// caller's id never reaches another's run).
 #[derive(Default)]
-pub(crate) struct Runs(Mutex<HashMap<String, Pending>>);
+pub(crate) struct Runs(Mutex<HashMap<(String, String), Pending>>);
 
 impl std::fmt::Debug for Runs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,21 +59,23 @@ impl std::fmt::Debug for Runs {
 }
 
 impl Runs {
-    fn insert(&self, id: String, p: Pending) {
+    fn insert(&self, owner: &str, id: &str, p: Pending) {
         let mut runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
         runs.retain(|_, r| r.started.elapsed() < KEEP_FINISHED);
-        runs.insert(id, p);
+        runs.insert((owner.to_owned(), id.to_owned()), p);
     }
 
-    fn get(&self, id: &str, owner: &str) -> Option<RunFuture> {
+    fn get(&self, owner: &str, id: &str) -> Option<RunFuture> {
         let runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        runs.get(id)
-            .filter(|p| p.owner == owner)
+        runs.get(&(owner.to_owned(), id.to_owned()))
             .map(|p| p.run.clone())
     }
 
-    fn remove(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    fn remove(&self, owner: &str, id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(owner.to_owned(), id.to_owned()));
     }
 }
 
@@ -196,9 +198,9 @@ async fn start(
                 .filter(|v| !v.is_empty() && v.len() <= 128)
                 .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
             state.runs.insert(
-                id.clone(),
+                &caller.user.id,
+                &id,
                 Pending {
-                    owner: caller.user.id,
                     started: Instant::now(),
                     run: fut,
                 },
@@ -268,13 +270,13 @@ pub(crate) async fn poll(
     caller: Caller,
     Path((_client, id)): Path<(String, String)>,
 ) -> Response {
-    let Some(run) = state.runs.get(&id, &caller.user.id) else {
+    let Some(run) = state.runs.get(&caller.user.id, &id) else {
         return ApiError::NotFound(format!("no run {id:?} (finished runs are kept 10 minutes)"))
             .into_response();
     };
     match tokio::time::timeout(POLL_WAIT, run).await {
         Ok((reply, mark)) => {
-            state.runs.remove(&id);
+            state.runs.remove(&caller.user.id, &id);
             reply.into_response(mark)
         }
         Err(_) => accepted(&id),

@@ -35,24 +35,46 @@ async fn owner_of(state: &AppState, e: &Entry) -> Option<User> {
     state.store.user_by_id(&e.owner_id).await.ok().flatten()
 }
 
-async fn record(state: &AppState, e: Option<Entry>, what: &str) -> Result<Json<Value>, ApiError> {
-    let e = e.ok_or_else(|| ApiError::NotFound(format!("no UDF {what}")))?;
+/// True when `caller` may read `e`: their own, listed publicly, or of their team (every user of
+/// a server is in its one team today, as in a Fused team); the server's owner reads all.
+fn visible(state: &AppState, caller: Option<&Caller>, e: &Entry, owner: Option<&User>) -> bool {
+    if e.public_list {
+        return true;
+    }
+    let Some(c) = caller else { return false };
+    c.user.id == state.owner.id
+        || c.user.id == e.owner_id
+        || owner.is_some_and(|o| o.team == c.user.team)
+}
+
+/// The record of `e` for `caller`; 404 when there is none or the caller may not read it.
+async fn record(
+    state: &AppState,
+    caller: Option<&Caller>,
+    e: Option<Entry>,
+    what: &str,
+) -> Result<Json<Value>, ApiError> {
+    let missing = || ApiError::NotFound(format!("no UDF {what}"));
+    let e = e.ok_or_else(missing)?;
     let owner = owner_of(state, &e).await;
+    if !visible(state, caller, &e, owner.as_ref()) {
+        return Err(missing());
+    }
     Ok(Json(e.record(owner.as_ref())))
 }
 
 pub(crate) async fn by_id(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let e = state.entry_by_id(&id).await?;
-    record(&state, e, &format!("with id {id}")).await
+    record(&state, Some(&caller), e, &format!("with id {id}")).await
 }
 
 pub(crate) async fn by_email(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    caller: Caller,
     Path((email, collection, slug)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let what = format!("{email}/{slug} in collection {collection}");
@@ -60,44 +82,71 @@ pub(crate) async fn by_email(
         return Err(ApiError::NotFound(format!("no UDF {what} (no such user)")));
     };
     let e = state.entry_by_slug(&owner, &collection, &slug).await?;
-    record(&state, e, &what).await
+    record(&state, Some(&caller), e, &what).await
 }
 
 pub(crate) async fn by_handle(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    caller: Caller,
     Path((handle, collection, slug)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    // The SDK sends `public/<name>` here.
+    if handle == "public" {
+        return public_entry(&state, &collection, &slug).await;
+    }
     let what = format!("{handle}/{slug} in collection {collection}");
     let Some(owner) = state.store.user_by_handle(&handle).await? else {
         return Err(ApiError::NotFound(format!("no UDF {what} (no such user)")));
     };
     let e = state.entry_by_slug(&owner, &collection, &slug).await?;
-    record(&state, e, &what).await
+    record(&state, Some(&caller), e, &what).await
 }
 
-/// `team/<name>`: the caller's own UDF first, then the server owner's, then anybody's.
+/// A team UDF by name: the caller's own first, then the server owner's, then a team member's.
+pub(crate) async fn team_entry(
+    state: &AppState,
+    caller: &Caller,
+    collection: &str,
+    slug: &str,
+) -> Result<Option<Entry>, ApiError> {
+    if let Some(e) = state.entry_by_slug(&caller.user, collection, slug).await? {
+        return Ok(Some(e));
+    }
+    if let Some(e) = state.entry_by_slug(&state.owner, collection, slug).await? {
+        return Ok(Some(e));
+    }
+    for e in state.entries(None, false).await? {
+        if e.collection == collection && e.slug == slug {
+            let owner = owner_of(state, &e).await;
+            if visible(state, Some(caller), &e, owner.as_ref()) {
+                return Ok(Some(e));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// `team/<name>`.
 pub(crate) async fn by_team(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((collection, slug)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut found = state
-        .entry_by_slug(&caller.user, &collection, &slug)
-        .await?;
-    if found.is_none() {
-        found = state
-            .entry_by_slug(&state.owner, &collection, &slug)
-            .await?;
-    }
-    if found.is_none() {
-        found = state
-            .entries(None, false)
-            .await?
-            .into_iter()
-            .find(|e| e.collection == collection && e.slug == slug);
-    }
-    record(&state, found, &format!("team/{slug}")).await
+    let found = team_entry(&state, &caller, &collection, &slug).await?;
+    record(&state, Some(&caller), found, &format!("team/{slug}")).await
+}
+
+async fn public_entry(
+    state: &AppState,
+    collection: &str,
+    slug: &str,
+) -> Result<Json<Value>, ApiError> {
+    let found = state
+        .entries(None, true)
+        .await?
+        .into_iter()
+        .find(|e| e.collection == collection && e.slug == slug);
+    record(state, None, found, &format!("public/{slug}")).await
 }
 
 /// A public UDF by name (publicly listed ones only).
@@ -105,17 +154,14 @@ pub(crate) async fn public_by_slug(
     State(state): State<Arc<AppState>>,
     Path((collection, slug)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = state
-        .entries(None, true)
-        .await?
-        .into_iter()
-        .find(|e| e.collection == collection && e.slug == slug);
-    record(&state, found, &format!("public/{slug}")).await
+    public_entry(&state, &collection, &slug).await
 }
 
-/// The UDF a shared token runs.
+/// The UDF a shared token runs — its source, so only for callers who may read it anyway
+/// (holding a token lets one run a UDF, not read it).
 pub(crate) async fn by_token(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Path(token): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let t = state
@@ -124,22 +170,28 @@ pub(crate) async fn by_token(
         .await?
         .ok_or_else(|| ApiError::NotFound("no UDF is shared under this token".into()))?;
     let e = state.entry_by_id(&t.udf_id).await?;
-    record(&state, e, "for this token").await
+    record(&state, Some(&caller), e, "for this token").await
 }
 
 async fn list(
     state: &AppState,
+    caller: Option<&Caller>,
     owner: Option<&User>,
     public_only: bool,
     page: Page,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
     let mut out = Vec::new();
-    for e in state
-        .entries(owner, public_only)
-        .await?
+    let mut visible_entries = Vec::new();
+    for e in state.entries(owner, public_only).await? {
+        let o = owner_of(state, &e).await;
+        if visible(state, caller, &e, o.as_ref()) {
+            visible_entries.push((e, o));
+        }
+    }
+    for (e, o) in visible_entries
         .into_iter()
-        .filter(|e| match page.udf_type.as_deref() {
+        .filter(|(e, _)| match page.udf_type.as_deref() {
             Some("app") => e.udf_type == "app",
             Some("udf") => e.udf_type != "app",
             _ => true,
@@ -147,8 +199,7 @@ async fn list(
         .skip(page.skip)
         .take(limit)
     {
-        let owner = owner_of(state, &e).await;
-        out.push(e.record(owner.as_ref()));
+        out.push(e.record(o.as_ref()));
     }
     Ok(Json(Value::Array(out)))
 }
@@ -158,22 +209,22 @@ pub(crate) async fn list_self(
     caller: Caller,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    list(&state, Some(&caller.user), false, page).await
+    list(&state, Some(&caller), Some(&caller.user), false, page).await
 }
 
 pub(crate) async fn list_team(
     State(state): State<Arc<AppState>>,
-    _caller: Caller,
+    caller: Caller,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    list(&state, None, false, page).await
+    list(&state, Some(&caller), None, false, page).await
 }
 
 pub(crate) async fn list_public(
     State(state): State<Arc<AppState>>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    list(&state, None, true, page).await
+    list(&state, None, None, true, page).await
 }
 
 /// The body of `POST /udf/new` and `POST /udf/by-id/{id}`.
@@ -254,6 +305,10 @@ pub(crate) async fn update(
     let existing = own_saved(&state, &caller, &id).await?;
     let (slug, meta) = checked_body(&body)?;
     state.store.update_udf(&id, &slug, &meta.to_json()).await?;
+    state
+        .store
+        .update_udf_flags(&id, body.udf_type.as_deref(), body.allow_public_list)
+        .await?;
     state.grant_cache.invalidate_all();
     Ok(Json(
         json!({ "id": id, "collection_id": null, "collection_name": existing.collection }),

@@ -49,6 +49,23 @@ pub struct NewAccessToken {
     pub metadata_json: Option<Value>,
 }
 
+/// Changes to a shared token (`None` leaves a field as it is).
+#[derive(Debug, Clone, Default)]
+pub struct AccessUpdate {
+    /// Enabled.
+    pub enabled: Option<bool>,
+    /// Cache responses.
+    pub cache: Option<bool>,
+    /// Realtime instance.
+    pub client_id: Option<String>,
+    /// Metadata.
+    pub metadata_json: Option<Value>,
+    /// Public read flag.
+    pub public_read: Option<bool>,
+    /// Access scope.
+    pub access_scope: Option<String>,
+}
+
 /// A new random shared token: `fsh_` and 40 hex digits (160 bits).
 pub fn generate_access_token() -> String {
     format!("fsh_{}", hex::encode(rand::random::<[u8; 20]>()))
@@ -144,20 +161,20 @@ impl Store {
     pub async fn update_access_token(
         &self,
         token: &str,
-        enabled: Option<bool>,
-        cache: Option<bool>,
-        client_id: Option<String>,
-        metadata_json: Option<Value>,
+        u: AccessUpdate,
     ) -> StoreResult<AccessToken> {
         let done = sqlx::query(
             "UPDATE access_tokens SET enabled = COALESCE(?, enabled), cache = COALESCE(?, cache), \
              client_id = COALESCE(?, client_id), metadata_json = COALESCE(?, metadata_json), \
+             public_read = COALESCE(?, public_read), access_scope = COALESCE(?, access_scope), \
              last_updated = ? WHERE hash = ? AND deleted = 0",
         )
-        .bind(enabled.map(i64::from))
-        .bind(cache.map(i64::from))
-        .bind(client_id)
-        .bind(metadata_json.as_ref().map(Value::to_string))
+        .bind(u.enabled.map(i64::from))
+        .bind(u.cache.map(i64::from))
+        .bind(u.client_id)
+        .bind(u.metadata_json.as_ref().map(Value::to_string))
+        .bind(u.public_read.map(i64::from))
+        .bind(u.access_scope)
         .bind(now())
         .bind(secret_hash(token))
         .execute(&self.pool)

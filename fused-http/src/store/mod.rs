@@ -1,14 +1,16 @@
 //! The server's store: users and their API tokens, saved UDFs, shared (access) tokens.
 //!
 //! SQLite by default (one file in the data folder, WAL mode, so `fused token create` can write
-//! while a server runs). Secrets are kept as SHA-256 hashes and looked up by hash, so a leaked
-//! database does not leak API tokens and lookups take the same time whatever the token.
+//! while a server runs). Secrets are looked up by their SHA-256 hash, so lookups take the same
+//! time whatever the token. API tokens are kept as hashes only: a leaked database does not leak
+//! them. Shared tokens are capabilities meant to be embedded in URLs and listed back to their
+//! owners (as the SDK's `get_udf_access_tokens` expects), so they are kept as issued too.
 
 mod access;
 mod udfs;
 mod users;
 
-pub use access::{AccessToken, NewAccessToken, generate_access_token};
+pub use access::{AccessToken, AccessUpdate, NewAccessToken, generate_access_token};
 pub use udfs::SavedUdf;
 pub use users::{ApiToken, User, generate_api_token};
 
@@ -66,6 +68,12 @@ CREATE TABLE IF NOT EXISTS udfs (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     UNIQUE (owner_id, collection, slug)
+);
+CREATE TABLE IF NOT EXISTS collections (
+    owner_id TEXT NOT NULL REFERENCES users(id),
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (owner_id, name)
 );
 CREATE TABLE IF NOT EXISTS access_tokens (
     hash TEXT PRIMARY KEY,
@@ -132,7 +140,7 @@ pub fn secret_hash(secret: &str) -> String {
 }
 
 /// Seconds since the Unix epoch.
-pub(crate) fn now() -> i64 {
+pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -133,6 +133,56 @@ impl Store {
         Ok(rows.iter().map(saved_of).collect())
     }
 
+    /// Creates a collection of `owner_id` (a no-op when it exists); returns its creation time.
+    pub async fn ensure_collection(&self, owner_id: &str, name: &str) -> StoreResult<i64> {
+        sqlx::query(
+            "INSERT INTO collections (owner_id, name, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT (owner_id, name) DO NOTHING",
+        )
+        .bind(owner_id)
+        .bind(name)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(self.collection(owner_id, name).await?.unwrap_or_else(now))
+    }
+
+    /// When a collection of `owner_id` was created; it exists when it was created explicitly
+    /// or holds a saved UDF.
+    pub async fn collection(&self, owner_id: &str, name: &str) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT created_at FROM collections WHERE owner_id = ? AND name = ? \
+             UNION ALL SELECT MIN(created_at) FROM udfs WHERE owner_id = ? AND collection = ? \
+             AND created_at IS NOT NULL LIMIT 1",
+        )
+        .bind(owner_id)
+        .bind(name)
+        .bind(owner_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| r.get::<Option<i64>, _>(0)))
+    }
+
+    /// Updates a saved UDF's type and listing flag.
+    pub async fn update_udf_flags(
+        &self,
+        id: &str,
+        udf_type: Option<&str>,
+        public_list: Option<bool>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE udfs SET udf_type = COALESCE(?, udf_type), \
+             public_list = COALESCE(?, public_list) WHERE id = ?",
+        )
+        .bind(udf_type)
+        .bind(public_list.map(i64::from))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Deletes a saved UDF (its shared tokens stop working).
     pub async fn delete_udf(&self, id: &str) -> StoreResult<()> {
         let done = sqlx::query("DELETE FROM udfs WHERE id = ?")

@@ -68,8 +68,9 @@ impl Store {
                 }
             })
             .collect();
-        if handle.is_empty() {
-            handle = "user".into();
+        // `public/…` and `team/…` mean something else in UDF references.
+        if handle.is_empty() || matches!(handle.as_str(), "public" | "team") {
+            handle = format!("{handle}user");
         }
         if self.user_by_handle(&handle).await?.is_some() {
             handle = format!(
@@ -125,7 +126,8 @@ impl Store {
         Ok(row.as_ref().map(user_of))
     }
 
-    /// Registers `secret` as an API token of `user` (a no-op when it already is).
+    /// Registers `secret` as an API token of `user` (a no-op when it already is); refused when
+    /// it belongs to another user or was revoked.
     pub async fn add_api_token(
         &self,
         user: &User,
@@ -153,7 +155,16 @@ impl Store {
         .bind(&hash)
         .fetch_one(&self.pool)
         .await?;
-        Ok(token_of(&row))
+        let token = token_of(&row);
+        if token.user_email != user.email {
+            return Err(StoreError::Conflict(
+                "this token already belongs to another user".into(),
+            ));
+        }
+        if token.revoked_at.is_some() {
+            return Err(StoreError::Conflict("this token was revoked".into()));
+        }
+        Ok(token)
     }
 
     /// The user an API token authenticates, unless it is unknown or revoked.
