@@ -47,6 +47,8 @@ pub enum ApiError {
     Conflict(String),
     /// 413: the body is larger than allowed.
     TooLarge(String),
+    /// 408: the client stopped sending.
+    Timeout(String),
     /// 422: the arguments do not bind to the UDF's parameters.
     Param(fused_core::ParamError),
     /// 422: the UDF failed; its logs travel in the metadata.
@@ -108,6 +110,7 @@ impl ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, None, body(&m)),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, None, body(&m)),
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, None, body(&m)),
+            ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, None, body(&m)),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, None, body(&m))

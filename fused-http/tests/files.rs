@@ -8,6 +8,7 @@ mod common;
 use bytes::Bytes;
 use common::{OWNER_TOKEN, TestServer};
 use fused_core::{Body, Error};
+use futures::StreamExt;
 
 fn q(path: &str) -> String {
     form_urlencoded::byte_serialize(path.as_bytes()).collect()
@@ -434,4 +435,30 @@ async fn paths_that_leave_the_root_are_refused_on_every_endpoint() {
         s.api().get("fd://keep.txt").await.unwrap(),
         Bytes::from("keep")
     );
+}
+
+#[tokio::test]
+async fn stalled_uploads_are_abandoned() {
+    let s =
+        TestServer::with_config(|c| c.upload_idle_timeout = std::time::Duration::from_millis(100))
+            .await;
+    let auth = format!("Bearer {OWNER_TOKEN}");
+    let h = [("authorization", auth.as_str())];
+    let stalled = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from("start"))])
+        .chain(futures::stream::pending());
+    let r = s
+        .send(
+            "PUT",
+            "/v1/files/upload?path=fd://slow/a.bin",
+            &h,
+            Body::from_stream(stalled),
+        )
+        .await;
+    assert_eq!(r.status, 408);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("stalled"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(s.api().list("fd://").await.unwrap().is_empty());
 }

@@ -345,28 +345,51 @@ pub(crate) async fn sign_upload(
     })))
 }
 
-/// Counts bytes through a stream and fails it past `max`.
+/// Counts bytes through an upload and fails it past `max`, or when no byte arrives for
+/// `idle` (a stalled client must not hold an upload open forever; the partial object
+/// is discarded, as for any failed upload).
 fn capped(
     s: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     max: u64,
+    idle: Duration,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    let mut seen = 0u64;
-    s.map(move |chunk| {
-        let chunk = chunk?;
-        seen += chunk.len() as u64;
-        if seen > max {
-            return Err(std::io::Error::other(format!(
-                "the upload is larger than the {max} bytes allowed"
-            )));
+    let s = Box::pin(s);
+    futures::stream::unfold((s, 0u64, false), move |(mut s, seen, done)| async move {
+        if done {
+            return None;
         }
-        Ok(chunk)
+        let next = match tokio::time::timeout(idle, s.next()).await {
+            Err(_) => Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the upload stalled (no data for {idle:?})"),
+            ))),
+            Ok(n) => n,
+        };
+        match next {
+            None => None,
+            Some(Err(e)) => Some((Err(e), (s, seen, true))),
+            Some(Ok(chunk)) => {
+                let seen = seen + chunk.len() as u64;
+                if seen > max {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::FileTooLarge,
+                        format!("the upload is larger than the {max} bytes allowed"),
+                    );
+                    return Some((Err(e), (s, seen, true)));
+                }
+                Some((Ok(chunk), (s, seen, false)))
+            }
+        }
     })
 }
 
 fn upload_error(e: CoreError, max: u64) -> ApiError {
     match e {
-        CoreError::Io(io) if io.to_string().contains("bytes allowed") => {
+        CoreError::Io(io) if io.kind() == std::io::ErrorKind::FileTooLarge => {
             ApiError::TooLarge(format!("the upload is larger than the {max} bytes allowed"))
+        }
+        CoreError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            ApiError::Timeout(io.to_string())
         }
         e => e.into(),
     }
@@ -435,7 +458,10 @@ pub(crate) async fn signed_upload(
         // The field borrows the form, so its chunks are handed to the storage through a
         // channel while the storage writes them.
         let (mut tx, rx) = futures::channel::mpsc::channel::<std::io::Result<Bytes>>(4);
-        let put = state.storage.put(&path, Body::from_stream(capped(rx, max)));
+        let put = state.storage.put(
+            &path,
+            Body::from_stream(capped(rx, max, state.config.upload_idle_timeout)),
+        );
         let feed = async move {
             loop {
                 match field.chunk().await {
@@ -472,7 +498,10 @@ pub(crate) async fn upload(
         .map_err(|e| std::io::Error::other(e.to_string()));
     let meta = state
         .storage
-        .put(q.path()?, Body::from_stream(capped(stream, max)))
+        .put(
+            q.path()?,
+            Body::from_stream(capped(stream, max, state.config.upload_idle_timeout)),
+        )
         .await
         .map_err(|e| upload_error(e, max))?;
     Ok((

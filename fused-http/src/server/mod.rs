@@ -62,6 +62,8 @@ pub struct ServerConfig {
     /// How long a run started by a posted definition may take before the answer is 202 and
     /// the client polls (the SDK's start request times out after 5 s).
     pub run_start_wait: Duration,
+    /// Longest pause in an upload's data before the upload is abandoned (nothing of it stays).
+    pub upload_idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +78,7 @@ impl Default for ServerConfig {
             public_url: None,
             https: false,
             run_start_wait: Duration::from_secs(3),
+            upload_idle_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -68,9 +68,6 @@ impl Reply {
             h.insert("x-fused-metadata", v);
         }
         h.insert("x-cache", HeaderValue::from_static(cache));
-        if cache == "hit" {
-            h.insert("x-fused-cached", HeaderValue::from_static("memory"));
-        }
         r
     }
 }
