@@ -5,11 +5,16 @@
 //! - [`CachingExecutor`]: an [`Executor`](fused_core::Executor) decorator that caches successful
 //!   runs by UDF identity + canonical arguments, honouring `cache_max_age`.
 //!
-//! Storage-backed and tiered caches, the `cached()` wrapper, download-once and `file_path`
-//! come with the fused-cache issue.
+//! - [`StorageCache`]: entries as objects of any [`Storage`](fused_core::Storage) (a local folder
+//!   by default), atomic, checked, size-limited, one computation per key across processes.
+//! - [`TieredCache`]: memory over storage.
 
 mod executor;
 mod memory;
+mod storage;
+mod tiered;
 
 pub use executor::{CachingExecutor, DEFAULT_MAX_AGE};
 pub use memory::MemoryCache;
+pub use storage::{LockSettings, StorageCache};
+pub use tiered::TieredCache;

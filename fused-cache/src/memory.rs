@@ -77,6 +77,23 @@ impl MemoryCache {
         self.entries.weighted_size()
     }
 
+    /// Stores an entry made elsewhere (a storage tier), keeping its creation time so readers
+    /// judge its age right.
+    pub async fn put_entry(&self, key: &str, entry: CacheEntry, ttl: Duration) {
+        if !ttl.is_zero() {
+            self.entries
+                .insert(
+                    key.to_owned(),
+                    Entry {
+                        value: entry.value,
+                        created: entry.created,
+                        ttl,
+                    },
+                )
+                .await;
+        }
+    }
+
     /// Applies pending evictions and expirations now (useful in tests and reports).
     pub async fn sync(&self) {
         self.entries.run_pending_tasks().await;

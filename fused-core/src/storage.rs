@@ -72,6 +72,17 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Writes an object atomically.
     async fn put(&self, url: &str, body: Body) -> Result<ObjectMeta>;
 
+    /// Writes an object only if none exists under `url`; `false` when one does. Locks are built
+    /// on this, so it must be atomic (the default, for backends without conditional writes,
+    /// is not: it checks, then writes).
+    async fn put_if_absent(&self, url: &str, body: Body) -> Result<bool> {
+        match self.head(url).await {
+            Ok(_) => Ok(false),
+            Err(crate::Error::NotFound(_)) => self.put(url, body).await.map(|_| true),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes an object or a prefix, at most `max_depth` levels deep (`None`: unlimited);
     /// returns how many objects were removed.
     async fn delete(&self, url: &str, max_depth: Option<u32>) -> Result<u64>;

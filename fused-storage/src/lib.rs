@@ -25,9 +25,11 @@
 //! # }
 //! ```
 
+mod faults;
 mod key;
 mod local;
 mod object;
 
+pub use faults::FaultInjector;
 pub use key::Key;
 pub use object::ObjectStorage;

@@ -394,6 +394,30 @@ impl Storage for ObjectStorage {
         Ok(self.meta_of(&m))
     }
 
+    async fn put_if_absent(&self, url: &str, body: Body) -> Result<bool> {
+        let key = self.key(url)?;
+        if key.is_root() || key.is_dir() {
+            return Err(Error::InvalidPath {
+                path: url.to_owned(),
+                reason: "an upload needs a file name, not a folder".into(),
+            });
+        }
+        let bytes = body.collect(64 << 20).await?;
+        let opts = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.location(&key), PutPayload::from_bytes(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(storage_err(e)),
+        }
+    }
+
     async fn delete(&self, url: &str, max_depth: Option<u32>) -> Result<u64> {
         let key = self.key(url)?;
         let loc = self.location(&key);
@@ -688,6 +712,27 @@ mod tests {
             !dir.path().join("new").exists(),
             "no empty folders left behind"
         );
+    }
+
+    #[tokio::test]
+    async fn put_if_absent_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        for s in [
+            ObjectStorage::local(dir.path()).unwrap(),
+            ObjectStorage::memory(),
+        ] {
+            assert!(
+                s.put_if_absent("fd://l/k.lock", Bytes::from("a").into())
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !s.put_if_absent("fd://l/k.lock", Bytes::from("b").into())
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(text(s.get("fd://l/k.lock", None).await.unwrap()).await, "a");
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,672 @@
+//! [`StorageCache`]: cache entries as objects of any [`Storage`] — a local folder by default,
+//! S3 and friends when configured — shared by every process that uses the same place.
+//!
+//! Each key is one object, `<prefix><h[0..2]>/<h>.entry` (h = SHA-256 of the key), written
+//! atomically by the storage, with a header (magic, times, length, CRC-32) so a truncated or
+//! corrupted entry is detected, removed and recomputed, never returned. One computation per key
+//! runs across processes: the computing process holds `<h>.lock` (created only if absent) and
+//! rewrites it every [`LockSettings::heartbeat`]; waiters poll for the entry, take over a lock
+//! whose heartbeat stopped (a killed holder), and compute on their own after
+//! `concurrent_lock_timeout`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use fused_core::cache::{CacheEntry, Compute, Computed, Lookup, SingleFlight};
+use fused_core::{Cache, Error, Result, Storage};
+use sha2::{Digest, Sha256};
+
+/// First bytes of every entry (format version 1).
+const MAGIC: &[u8; 4] = b"FCE1";
+/// Header: magic, created ms, expires ms, value length, CRC-32 of the value.
+const HEADER: usize = 4 + 8 + 8 + 8 + 4;
+
+/// How the cross-process lock behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct LockSettings {
+    /// How long a waiter waits for another process's computation before computing itself.
+    pub concurrent_lock_timeout: Duration,
+    /// How often the holder refreshes its lock.
+    pub heartbeat: Duration,
+    /// A lock not refreshed for this long belongs to a dead process and is taken over.
+    pub stale_after: Duration,
+}
+
+impl Default for LockSettings {
+    fn default() -> Self {
+        Self {
+            concurrent_lock_timeout: Duration::from_secs(120),
+            heartbeat: Duration::from_secs(2),
+            stale_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A cache whose entries are objects of a [`Storage`].
+#[derive(Debug)]
+pub struct StorageCache {
+    storage: Arc<dyn Storage>,
+    prefix: String,
+    max_bytes: Option<u64>,
+    lock: LockSettings,
+    flights: SingleFlight,
+    /// Bytes written since the last size check.
+    written: AtomicU64,
+}
+
+/// Seconds since the epoch, in milliseconds.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An entry's bytes: header, then the value.
+pub(crate) fn encode_entry(value: &[u8], created_ms: u64, ttl: Duration) -> Bytes {
+    let mut b = BytesMut::with_capacity(HEADER + value.len());
+    b.put_slice(MAGIC);
+    b.put_u64_le(created_ms);
+    b.put_u64_le(created_ms.saturating_add(ttl.as_millis().min(u64::MAX as u128) as u64));
+    b.put_u64_le(value.len() as u64);
+    b.put_u32_le(crc32fast::hash(value));
+    b.put_slice(value);
+    b.freeze()
+}
+
+/// An entry's value and times, or `None` when it is not a whole, intact entry.
+pub(crate) fn decode_entry(mut b: Bytes) -> Option<(Bytes, u64, u64)> {
+    if b.len() < HEADER || &b[..4] != MAGIC {
+        return None;
+    }
+    b.advance(4);
+    let created = b.get_u64_le();
+    let expires = b.get_u64_le();
+    let len = b.get_u64_le();
+    let crc = b.get_u32_le();
+    if b.len() as u64 != len || crc32fast::hash(&b) != crc {
+        return None;
+    }
+    Some((b, created, expires))
+}
+
+impl StorageCache {
+    /// A cache in `storage` under `prefix` (a folder URL such as `fd://cache/` or
+    /// `file:///var/cache/fused/`).
+    pub fn new(storage: Arc<dyn Storage>, prefix: impl Into<String>) -> Self {
+        let mut prefix = prefix.into();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Self {
+            storage,
+            prefix,
+            max_bytes: None,
+            lock: LockSettings::default(),
+            flights: SingleFlight::new(),
+            written: AtomicU64::new(0),
+        }
+    }
+
+    /// A cache in a local folder (created if missing).
+    pub fn local(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        let storage = Arc::new(fused_storage::ObjectStorage::local(dir)?);
+        Ok(Self::new(storage, "fd://"))
+    }
+
+    /// Evicts the oldest entries once the cache holds more than `bytes`.
+    #[must_use]
+    pub fn with_max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets how the cross-process lock behaves.
+    #[must_use]
+    pub fn with_lock_settings(mut self, lock: LockSettings) -> Self {
+        self.lock = lock;
+        self
+    }
+
+    /// The folder URL entries live under.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn name(key: &str) -> String {
+        hex::encode(Sha256::digest(key.as_bytes()))
+    }
+
+    fn entry_url(&self, key: &str) -> String {
+        let h = Self::name(key);
+        format!("{}{}/{h}.entry", self.prefix, &h[..2])
+    }
+
+    fn lock_url(&self, key: &str) -> String {
+        let h = Self::name(key);
+        format!("{}{}/{h}.lock", self.prefix, &h[..2])
+    }
+
+    async fn read(&self, url: &str) -> Result<Option<(Bytes, u64, u64)>> {
+        let body = match self.storage.get(url, None).await {
+            Ok(b) => b,
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let bytes = match body.collect(usize::MAX).await {
+            Ok(b) => b,
+            // Vanished or cut while reading: a miss.
+            Err(Error::Io(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match decode_entry(bytes) {
+            Some(e) => Ok(Some(e)),
+            None => {
+                tracing::warn!(url, "removing a corrupted cache entry");
+                let _ = self.storage.delete(url, Some(0)).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Every entry: its URL, size and last change.
+    pub async fn entries(&self) -> Result<Vec<fused_core::storage::ObjectMeta>> {
+        let mut out = Vec::new();
+        let top = match self.storage.list(&self.prefix).await {
+            Ok(t) => t,
+            Err(Error::NotFound(_)) => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for dir in top.into_iter().filter(|m| m.is_directory) {
+            for m in self.storage.list(&dir.url).await? {
+                if m.url.ends_with(".entry") {
+                    out.push(m);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every entry; returns how many.
+    pub async fn clear(&self) -> Result<u64> {
+        let mut n = 0;
+        for m in self.entries().await? {
+            if self.storage.delete(&m.url, Some(0)).await.is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Removes expired entries, then the least recently written ones until the cache fits
+    /// `max_bytes` again (with 10 % headroom, so eviction does not run on every write).
+    pub async fn evict(&self) -> Result<u64> {
+        let Some(max) = self.max_bytes else {
+            return Ok(0);
+        };
+        let mut entries = self.entries().await?;
+        let mut total: u64 = entries.iter().filter_map(|m| m.size).sum();
+        if total <= max {
+            return Ok(0);
+        }
+        entries.sort_by_key(|m| m.last_modified);
+        let target = max - max / 10;
+        let mut n = 0;
+        for m in entries {
+            if total <= target {
+                break;
+            }
+            if self.storage.delete(&m.url, Some(0)).await.is_ok() {
+                total = total.saturating_sub(m.size.unwrap_or(0));
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Takes the lock of `key`, or finds the entry another process made while waiting.
+    async fn acquire(&self, key: &str, max_age: Duration) -> Result<Acquired> {
+        let lock = self.lock_url(key);
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let stamp = bytes::Bytes::from(now_ms().to_string());
+            match self.storage.put_if_absent(&lock, stamp.into()).await {
+                Ok(true) => {
+                    let guard = self.heartbeat(lock);
+                    // The previous holder may have just finished: its entry is the answer.
+                    if let Some(hit) = self.fresh(key, max_age).await? {
+                        drop(guard);
+                        return Ok(Acquired::Found(hit));
+                    }
+                    return Ok(Acquired::Held(guard));
+                }
+                Ok(false) => {}
+                // A backend that cannot lock: compute without one.
+                Err(e) => {
+                    tracing::debug!(error = %e, "cache lock unavailable");
+                    return Ok(Acquired::Unlocked);
+                }
+            }
+            if let Some(hit) = self.fresh(key, max_age).await? {
+                return Ok(Acquired::Found(hit));
+            }
+            match self.storage.head(&lock).await {
+                Ok(m) => {
+                    let age = m
+                        .last_modified
+                        .and_then(|t| SystemTime::now().duration_since(t).ok())
+                        .unwrap_or_default();
+                    if age > self.lock.stale_after {
+                        tracing::warn!(key, "taking over a cache lock whose holder stopped");
+                        let _ = self.storage.delete(&lock, Some(0)).await;
+                        continue;
+                    }
+                }
+                Err(Error::NotFound(_)) => continue,
+                Err(_) => {}
+            }
+            if started.elapsed() >= self.lock.concurrent_lock_timeout {
+                tracing::warn!(
+                    key,
+                    "waited concurrent_lock_timeout for another process; computing"
+                );
+                return Ok(Acquired::Unlocked);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// Keeps `lock` fresh until the guard is dropped, then removes it.
+    fn heartbeat(&self, lock: String) -> LockGuard {
+        let storage = Arc::clone(&self.storage);
+        let every = self.lock.heartbeat;
+        let url = lock.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let stamp = bytes::Bytes::from(now_ms().to_string());
+                let _ = storage.put(&url, stamp.into()).await;
+            }
+        });
+        LockGuard {
+            storage: Arc::clone(&self.storage),
+            url: lock,
+            task,
+        }
+    }
+
+    async fn fresh(&self, key: &str, max_age: Duration) -> Result<Option<Lookup>> {
+        Ok(self.get(key).await?.and_then(|e| {
+            let age = e.age();
+            (age <= max_age).then_some(Lookup {
+                value: e.value,
+                hit: Some(age),
+            })
+        }))
+    }
+}
+
+enum Acquired {
+    Held(LockGuard),
+    Found(Lookup),
+    Unlocked,
+}
+
+/// A held lock: refreshed while alive, removed on drop.
+struct LockGuard {
+    storage: Arc<dyn Storage>,
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+        let (storage, url) = (Arc::clone(&self.storage), std::mem::take(&mut self.url));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = storage.delete(&url, Some(0)).await;
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl Cache for StorageCache {
+    async fn get(&self, key: &str) -> Result<Option<CacheEntry>> {
+        let url = self.entry_url(key);
+        let Some((value, created, expires)) = self.read(&url).await? else {
+            return Ok(None);
+        };
+        if now_ms() >= expires {
+            let _ = self.storage.delete(&url, Some(0)).await;
+            return Ok(None);
+        }
+        Ok(Some(CacheEntry {
+            value,
+            created: UNIX_EPOCH + Duration::from_millis(created),
+        }))
+    }
+
+    async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
+        let entry = encode_entry(&value, now_ms(), ttl);
+        let n = entry.len() as u64;
+        self.storage.put(&self.entry_url(key), entry.into()).await?;
+        if let Some(max) = self.max_bytes {
+            // Sizes are checked after every tenth of the limit written, not on every put.
+            let written = self.written.fetch_add(n, Ordering::Relaxed) + n;
+            if written >= max / 10 {
+                self.written.store(0, Ordering::Relaxed);
+                self.evict().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, key: &str) -> Result<()> {
+        match self.storage.delete(&self.entry_url(key), Some(0)).await {
+            Ok(_) | Err(Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_or_compute(
+        &self,
+        key: &str,
+        max_age: Duration,
+        compute: Compute,
+    ) -> Result<Lookup> {
+        if let Some(hit) = self.fresh(key, max_age).await? {
+            return Ok(hit);
+        }
+        let guard = match self.acquire(key, max_age).await? {
+            Acquired::Found(hit) => return Ok(hit),
+            Acquired::Held(g) => Some(g),
+            Acquired::Unlocked => None,
+        };
+        let (computed, _) = self.flights.run(key, compute).await?;
+        if computed.store {
+            if let Err(e) = self.put(key, computed.value.clone(), computed.ttl).await {
+                tracing::warn!(error = %e, "could not store a cache entry");
+            }
+        }
+        drop(guard);
+        let Computed { value, .. } = computed;
+        Ok(Lookup { value, hit: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fused_storage::{FaultInjector, ObjectStorage};
+    use std::sync::atomic::AtomicUsize;
+
+    fn computed(v: &'static str, runs: Arc<AtomicUsize>, wait: Duration) -> Compute {
+        Box::pin(async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(wait).await;
+            Ok(Computed {
+                value: Bytes::from_static(v.as_bytes()),
+                store: true,
+                ttl: Duration::from_secs(60),
+            })
+        })
+    }
+
+    fn faulty(dir: &std::path::Path) -> (Arc<FaultInjector>, StorageCache) {
+        let inner = Arc::new(ObjectStorage::local(dir).unwrap());
+        let f = Arc::new(FaultInjector::new(inner));
+        let cache = StorageCache::new(f.clone(), "fd://cache/");
+        (f, cache)
+    }
+
+    #[tokio::test]
+    async fn entries_round_trip_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = StorageCache::local(dir.path()).unwrap();
+        c.put("k", Bytes::from("v"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        let e = c.get("k").await.unwrap().unwrap();
+        assert_eq!(e.value, Bytes::from("v"));
+        assert!(e.age() < Duration::from_secs(5));
+        c.put("short", Bytes::from("v"), Duration::from_millis(1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(c.get("short").await.unwrap().is_none());
+        assert_eq!(
+            c.entries().await.unwrap().len(),
+            1,
+            "the expired entry was removed"
+        );
+        c.remove("k").await.unwrap();
+        assert!(c.get("k").await.unwrap().is_none());
+        c.remove("never").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn truncated_or_corrupted_entries_are_misses_that_get_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (f, c) = faulty(dir.path());
+        let runs = Arc::new(AtomicUsize::new(0));
+        for fault in [0, 1] {
+            c.put("k", Bytes::from("value"), Duration::from_secs(60))
+                .await
+                .unwrap();
+            if fault == 0 {
+                f.truncate_reads(true);
+            } else {
+                f.corrupt_reads(true);
+            }
+            assert!(c.get("k").await.unwrap().is_none(), "never returned");
+            f.truncate_reads(false);
+            f.corrupt_reads(false);
+            assert!(c.get("k").await.unwrap().is_none(), "and removed");
+            let l = c
+                .get_or_compute(
+                    "k",
+                    Duration::from_secs(60),
+                    computed("fresh", runs.clone(), Duration::ZERO),
+                )
+                .await
+                .unwrap();
+            assert_eq!((l.value, l.hit), (Bytes::from("fresh"), None));
+            assert_eq!(
+                c.get("k").await.unwrap().unwrap().value,
+                Bytes::from("fresh")
+            );
+            c.remove("k").await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_an_error_and_leaves_no_partial_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (f, c) = faulty(dir.path());
+        f.fill_disk_after(1000);
+        let e = c
+            .put("k", Bytes::from(vec![7u8; 4000]), Duration::from_secs(60))
+            .await;
+        assert!(e.is_err());
+        f.fill_disk_after(u64::MAX);
+        assert!(c.get("k").await.unwrap().is_none());
+        assert!(c.entries().await.unwrap().is_empty());
+        // get_or_compute still answers (the value is computed; storing it failed).
+        f.fill_disk_after(10);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let l = c
+            .get_or_compute(
+                "k",
+                Duration::from_secs(60),
+                computed("v", runs.clone(), Duration::ZERO),
+            )
+            .await
+            .unwrap();
+        assert_eq!(l.value, Bytes::from("v"));
+        // A storage that is down surfaces as an error.
+        f.take_down(true);
+        assert!(c.get("k").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn two_processes_compute_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two caches over the same folder stand for two processes (separate single-flights).
+        let a = Arc::new(StorageCache::local(dir.path()).unwrap());
+        let b = Arc::new(StorageCache::local(dir.path()).unwrap());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let wait = Duration::from_millis(300);
+        let (ra, rb) = tokio::join!(
+            a.get_or_compute(
+                "k",
+                Duration::from_secs(60),
+                computed("v", runs.clone(), wait)
+            ),
+            b.get_or_compute(
+                "k",
+                Duration::from_secs(60),
+                computed("v", runs.clone(), wait)
+            ),
+        );
+        assert_eq!(ra.unwrap().value, rb.unwrap().value);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let leftovers: Vec<_> = walk(dir.path())
+            .into_iter()
+            .filter(|p| p.ends_with(".lock"))
+            .collect();
+        assert!(leftovers.is_empty(), "the lock is released: {leftovers:?}");
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_dead_holder_s_lock_is_taken_over_after_its_heartbeat_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = LockSettings {
+            concurrent_lock_timeout: Duration::from_secs(30),
+            heartbeat: Duration::from_millis(50),
+            stale_after: Duration::from_millis(300),
+        };
+        let c = StorageCache::local(dir.path())
+            .unwrap()
+            .with_lock_settings(lock);
+        // A process killed while holding the lock leaves it behind, never refreshed.
+        let url = c.lock_url("k");
+        assert!(
+            c.storage
+                .put_if_absent(&url, Bytes::from("1").into())
+                .await
+                .unwrap()
+        );
+        let runs = Arc::new(AtomicUsize::new(0));
+        let t = Instant::now();
+        let l = c
+            .get_or_compute(
+                "k",
+                Duration::from_secs(60),
+                computed("v", runs.clone(), Duration::ZERO),
+            )
+            .await
+            .unwrap();
+        assert_eq!(l.value, Bytes::from("v"));
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "waited for the lock to go stale"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "but not for concurrent_lock_timeout"
+        );
+        // A live holder (heartbeat running) is waited for instead.
+        assert!(
+            c.storage
+                .put_if_absent(&c.lock_url("k2"), Bytes::from("1").into())
+                .await
+                .unwrap()
+        );
+        let holder = c.heartbeat(c.lock_url("k2"));
+        assert!(c.storage.head(&c.lock_url("k2")).await.is_ok());
+        let c2 = Arc::new(StorageCache::local(dir.path()).unwrap().with_lock_settings(
+            LockSettings {
+                concurrent_lock_timeout: Duration::from_millis(800),
+                ..lock
+            },
+        ));
+        let t = Instant::now();
+        c2.get_or_compute(
+            "k2",
+            Duration::from_secs(60),
+            computed("v", runs.clone(), Duration::ZERO),
+        )
+        .await
+        .unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(700),
+            "a live lock is respected until the timeout"
+        );
+        drop(holder);
+    }
+
+    #[tokio::test]
+    async fn size_limits_evict_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = StorageCache::local(dir.path())
+            .unwrap()
+            .with_max_bytes(10_000);
+        for i in 0..30 {
+            c.put(
+                &format!("k{i}"),
+                Bytes::from(vec![0u8; 1000]),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let total: u64 = c
+            .entries()
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|m| m.size)
+            .sum();
+        assert!(total <= 10_000 + 2_100, "{total}");
+        assert!(c.get("k29").await.unwrap().is_some(), "the newest stays");
+        assert!(c.get("k0").await.unwrap().is_none(), "the oldest went");
+        assert!(c.clear().await.unwrap() > 0);
+        assert!(c.entries().await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn entry_codec_rejects_damage() {
+        let e = encode_entry(b"hello", 5, Duration::from_secs(1));
+        assert_eq!(
+            decode_entry(e.clone()).unwrap(),
+            (Bytes::from("hello"), 5, 1005)
+        );
+        for cut in 0..e.len() {
+            assert!(decode_entry(e.slice(..cut)).is_none(), "cut at {cut}");
+        }
+        let mut bad = e.to_vec();
+        bad[HEADER] ^= 1;
+        assert!(decode_entry(Bytes::from(bad)).is_none());
+    }
+}
