@@ -389,10 +389,10 @@ impl Cache for StorageCache {
             Acquired::Unlocked => None,
         };
         let (computed, _) = self.flights.run(key, compute).await?;
-        if computed.store {
-            if let Err(e) = self.put(key, computed.value.clone(), computed.ttl).await {
-                tracing::warn!(error = %e, "could not store a cache entry");
-            }
+        if computed.store
+            && let Err(e) = self.put(key, computed.value.clone(), computed.ttl).await
+        {
+            tracing::warn!(error = %e, "could not store a cache entry");
         }
         drop(guard);
         let Computed { value, .. } = computed;
