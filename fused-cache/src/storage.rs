@@ -48,11 +48,17 @@ impl Default for LockSettings {
 /// A cache whose entries are objects of a [`Storage`].
 #[derive(Debug)]
 pub struct StorageCache {
+    inner: Arc<Inner>,
+    flights: SingleFlight,
+}
+
+/// What the cache and its shared computations use.
+#[derive(Debug)]
+struct Inner {
     storage: Arc<dyn Storage>,
     prefix: String,
     max_bytes: Option<u64>,
     lock: LockSettings,
-    flights: SingleFlight,
     /// Bytes written since the last size check.
     written: AtomicU64,
 }
@@ -101,13 +107,20 @@ impl StorageCache {
             prefix.push('/');
         }
         Self {
-            storage,
-            prefix,
-            max_bytes: None,
-            lock: LockSettings::default(),
+            inner: Arc::new(Inner {
+                storage,
+                prefix,
+                max_bytes: None,
+                lock: LockSettings::default(),
+                written: AtomicU64::new(0),
+            }),
             flights: SingleFlight::new(),
-            written: AtomicU64::new(0),
         }
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner {
+        // Builders run before the cache is shared.
+        Arc::get_mut(&mut self.inner).expect("configured before use")
     }
 
     /// A cache in a local folder (created if missing).
@@ -119,22 +132,39 @@ impl StorageCache {
     /// Evicts the oldest entries once the cache holds more than `bytes`.
     #[must_use]
     pub fn with_max_bytes(mut self, bytes: u64) -> Self {
-        self.max_bytes = Some(bytes);
+        self.inner_mut().max_bytes = Some(bytes);
         self
     }
 
     /// Sets how the cross-process lock behaves.
     #[must_use]
     pub fn with_lock_settings(mut self, lock: LockSettings) -> Self {
-        self.lock = lock;
+        self.inner_mut().lock = lock;
         self
     }
 
     /// The folder URL entries live under.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.inner.prefix
     }
 
+    /// Every entry: its URL, size and last change.
+    pub async fn entries(&self) -> Result<Vec<fused_core::storage::ObjectMeta>> {
+        self.inner.entries().await
+    }
+
+    /// Removes every entry; returns how many.
+    pub async fn clear(&self) -> Result<u64> {
+        self.inner.clear().await
+    }
+
+    /// Removes the least recently written entries until the cache fits its size limit.
+    pub async fn evict(&self) -> Result<u64> {
+        self.inner.evict().await
+    }
+}
+
+impl Inner {
     fn name(key: &str) -> String {
         hex::encode(Sha256::digest(key.as_bytes()))
     }
@@ -171,8 +201,7 @@ impl StorageCache {
         }
     }
 
-    /// Every entry: its URL, size and last change.
-    pub async fn entries(&self) -> Result<Vec<fused_core::storage::ObjectMeta>> {
+    async fn entries(&self) -> Result<Vec<fused_core::storage::ObjectMeta>> {
         let mut out = Vec::new();
         let top = match self.storage.list(&self.prefix).await {
             Ok(t) => t,
@@ -189,8 +218,7 @@ impl StorageCache {
         Ok(out)
     }
 
-    /// Removes every entry; returns how many.
-    pub async fn clear(&self) -> Result<u64> {
+    async fn clear(&self) -> Result<u64> {
         let mut n = 0;
         for m in self.entries().await? {
             if self.storage.delete(&m.url, Some(0)).await.is_ok() {
@@ -200,9 +228,9 @@ impl StorageCache {
         Ok(n)
     }
 
-    /// Removes expired entries, then the least recently written ones until the cache fits
-    /// `max_bytes` again (with 10 % headroom, so eviction does not run on every write).
-    pub async fn evict(&self) -> Result<u64> {
+    /// Removes the least recently written entries until the cache fits `max_bytes` again
+    /// (with 10 % headroom, so eviction does not run on every write).
+    async fn evict(&self) -> Result<u64> {
         let Some(max) = self.max_bytes else {
             return Ok(0);
         };
@@ -335,8 +363,7 @@ impl Drop for LockGuard {
     }
 }
 
-#[async_trait]
-impl Cache for StorageCache {
+impl Inner {
     async fn get(&self, key: &str) -> Result<Option<CacheEntry>> {
         let url = self.entry_url(key);
         let Some((value, created, expires)) = self.read(&url).await? else {
@@ -367,8 +394,52 @@ impl Cache for StorageCache {
         Ok(())
     }
 
+    /// The lock, the computation and the store, run once per key in this process.
+    async fn compute_locked(
+        self: Arc<Self>,
+        key: String,
+        max_age: Duration,
+        compute: Compute,
+    ) -> Result<Computed> {
+        let guard = match self.acquire(&key, max_age).await? {
+            Acquired::Found(hit) => {
+                return Ok(Computed {
+                    value: hit.value,
+                    store: false,
+                    ttl: Duration::ZERO,
+                });
+            }
+            Acquired::Held(g) => Some(g),
+            Acquired::Unlocked => None,
+        };
+        let computed = compute.await?;
+        if computed.store
+            && let Err(e) = self.put(&key, computed.value.clone(), computed.ttl).await
+        {
+            tracing::warn!(error = %e, "could not store a cache entry");
+        }
+        drop(guard);
+        Ok(computed)
+    }
+}
+
+#[async_trait]
+impl Cache for StorageCache {
+    async fn get(&self, key: &str) -> Result<Option<CacheEntry>> {
+        self.inner.get(key).await
+    }
+
+    async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
+        self.inner.put(key, value, ttl).await
+    }
+
     async fn remove(&self, key: &str) -> Result<()> {
-        match self.storage.delete(&self.entry_url(key), Some(0)).await {
+        match self
+            .inner
+            .storage
+            .delete(&self.inner.entry_url(key), Some(0))
+            .await
+        {
             Ok(_) | Err(Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -380,23 +451,16 @@ impl Cache for StorageCache {
         max_age: Duration,
         compute: Compute,
     ) -> Result<Lookup> {
-        if let Some(hit) = self.fresh(key, max_age).await? {
+        if let Some(hit) = self.inner.fresh(key, max_age).await? {
             return Ok(hit);
         }
-        let guard = match self.acquire(key, max_age).await? {
-            Acquired::Found(hit) => return Ok(hit),
-            Acquired::Held(g) => Some(g),
-            Acquired::Unlocked => None,
-        };
-        let (computed, _) = self.flights.run(key, compute).await?;
-        if computed.store
-            && let Err(e) = self.put(key, computed.value.clone(), computed.ttl).await
-        {
-            tracing::warn!(error = %e, "could not store a cache entry");
-        }
-        drop(guard);
-        let Computed { value, .. } = computed;
-        Ok(Lookup { value, hit: None })
+        let whole: Compute =
+            Box::pin(Arc::clone(&self.inner).compute_locked(key.to_owned(), max_age, compute));
+        let (computed, _) = self.flights.run(key, whole).await?;
+        Ok(Lookup {
+            value: computed.value,
+            hit: None,
+        })
     }
 }
 
@@ -569,9 +633,10 @@ mod tests {
             .unwrap()
             .with_lock_settings(lock);
         // A process killed while holding the lock leaves it behind, never refreshed.
-        let url = c.lock_url("k");
+        let url = c.inner.lock_url("k");
         assert!(
-            c.storage
+            c.inner
+                .storage
                 .put_if_absent(&url, Bytes::from("1").into())
                 .await
                 .unwrap()
@@ -597,13 +662,14 @@ mod tests {
         );
         // A live holder (heartbeat running) is waited for instead.
         assert!(
-            c.storage
-                .put_if_absent(&c.lock_url("k2"), Bytes::from("1").into())
+            c.inner
+                .storage
+                .put_if_absent(&c.inner.lock_url("k2"), Bytes::from("1").into())
                 .await
                 .unwrap()
         );
-        let holder = c.heartbeat(c.lock_url("k2"));
-        assert!(c.storage.head(&c.lock_url("k2")).await.is_ok());
+        let holder = c.inner.heartbeat(c.inner.lock_url("k2"));
+        assert!(c.inner.storage.head(&c.inner.lock_url("k2")).await.is_ok());
         let c2 = Arc::new(StorageCache::local(dir.path()).unwrap().with_lock_settings(
             LockSettings {
                 concurrent_lock_timeout: Duration::from_millis(800),

@@ -115,3 +115,90 @@ impl Cache for TieredCache {
         Ok(lookup)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fused_core::cache::Computed;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn compute(runs: Arc<AtomicUsize>, store: bool) -> Compute {
+        Box::pin(async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok(Computed {
+                value: Bytes::from_static(b"v"),
+                store,
+                ttl: Duration::from_secs(60),
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn memory_over_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Arc::new(TieredCache::new(
+            MemoryCache::new(1 << 20),
+            StorageCache::local(dir.path()).unwrap(),
+        ));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (t, runs) = (Arc::clone(&t), Arc::clone(&runs));
+            tasks.push(tokio::spawn(async move {
+                t.get_or_compute("k", Duration::from_secs(60), compute(runs, true))
+                    .await
+                    .unwrap()
+                    .value
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), Bytes::from_static(b"v"));
+        }
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "one computation for 16 callers"
+        );
+        // A fresh process (empty memory) reads the storage tier, with the entry's real age.
+        let again = TieredCache::new(
+            MemoryCache::new(1 << 20),
+            StorageCache::local(dir.path()).unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let l = again
+            .get_or_compute("k", Duration::from_secs(60), compute(runs.clone(), true))
+            .await
+            .unwrap();
+        assert!(
+            l.hit.is_some_and(|age| age >= Duration::from_millis(20)),
+            "{:?}",
+            l.hit
+        );
+        let m = again.memory().get("k").await.unwrap().unwrap();
+        assert!(
+            m.age() >= Duration::from_millis(20),
+            "promoted with its age"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_are_shared_but_kept_nowhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = TieredCache::new(
+            MemoryCache::new(1 << 20),
+            StorageCache::local(dir.path()).unwrap(),
+        );
+        let runs = Arc::new(AtomicUsize::new(0));
+        t.get_or_compute("bad", Duration::from_secs(60), compute(runs.clone(), false))
+            .await
+            .unwrap();
+        assert!(t.memory().get("bad").await.unwrap().is_none());
+        assert!(t.storage().get("bad").await.unwrap().is_none());
+        t.get_or_compute("bad", Duration::from_secs(60), compute(runs.clone(), false))
+            .await
+            .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+}
