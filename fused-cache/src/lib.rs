@@ -8,13 +8,20 @@
 //! - [`StorageCache`]: entries as objects of any [`Storage`](fused_core::Storage) (a local folder
 //!   by default), atomic, checked, size-limited, one computation per key across processes.
 //! - [`TieredCache`]: memory over storage.
+//! - [`cached`]: the `@fused.cache` equivalent for async functions (the `#[fused::cache]`
+//!   attribute of the facade expands to it), with [`CacheKey`], [`CacheOptions`] and
+//!   [`CacheValue`].
 
+mod cached;
 mod executor;
 mod memory;
 mod storage;
 mod tiered;
+mod value;
 
+pub use cached::{CacheKey, CacheOptions, CacheStorage, cached};
 pub use executor::{CachingExecutor, DEFAULT_MAX_AGE};
 pub use memory::MemoryCache;
-pub use storage::{LockSettings, StorageCache};
+pub use storage::{CacheLock, LockGuard, LockSettings, StorageCache};
 pub use tiered::TieredCache;
+pub use value::{CacheValue, Json};

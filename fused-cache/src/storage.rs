@@ -162,6 +162,31 @@ impl StorageCache {
     pub async fn evict(&self) -> Result<u64> {
         self.inner.evict().await
     }
+
+    /// The cross-process lock of `key`: held (refreshed until the guard drops), or the entry
+    /// another process made while this one waited, or — after `concurrent_lock_timeout`, or on
+    /// a backend that cannot lock — neither.
+    pub async fn lock(&self, key: &str, max_age: Duration) -> Result<CacheLock> {
+        Ok(match self.inner.acquire(key, max_age).await? {
+            Acquired::Held(g) => CacheLock::Held(g),
+            Acquired::Found(hit) => CacheLock::Found(CacheEntry {
+                value: hit.value,
+                created: SystemTime::now() - hit.hit.unwrap_or_default(),
+            }),
+            Acquired::Unlocked => CacheLock::Unlocked,
+        })
+    }
+}
+
+/// What [`StorageCache::lock`] got.
+#[derive(Debug)]
+pub enum CacheLock {
+    /// This process computes; others wait until the guard drops.
+    Held(LockGuard),
+    /// Another process computed it meanwhile.
+    Found(CacheEntry),
+    /// No lock (timeout, or a backend without conditional writes): compute anyway.
+    Unlocked,
 }
 
 impl Inner {
@@ -344,11 +369,17 @@ enum Acquired {
     Unlocked,
 }
 
-/// A held lock: refreshed while alive, removed on drop.
-struct LockGuard {
+/// A held cache lock: refreshed while alive, removed on drop.
+pub struct LockGuard {
     storage: Arc<dyn Storage>,
     url: String,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard").field("url", &self.url).finish()
+    }
 }
 
 impl Drop for LockGuard {
