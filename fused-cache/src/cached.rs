@@ -381,11 +381,11 @@ where
     }
     let lock = local_lock(&digest);
     let _in_process = lock.lock().await;
-    if !options.reset {
-        if let Some((v, age)) = read::<T>(cache.as_ref(), &digest, max_age).await {
-            report(age);
-            return Ok(v);
-        }
+    if !options.reset
+        && let Some((v, age)) = read::<T>(cache.as_ref(), &digest, max_age).await
+    {
+        report(age);
+        return Ok(v);
     }
     // Across processes: wait for a computation elsewhere, or hold the lock while computing.
     let guard = match cache.storage().lock(&digest, max_age.duration()).await {
