@@ -24,6 +24,16 @@
 //! ```
 
 pub mod api;
+
+/// Caching of any async function's results — the `@fused.cache` equivalent: the
+/// [`#[fused::cache]`](macro@cache) attribute, or [`cached`](cache::cached) directly.
+pub mod cache {
+    pub use fused_cache::{
+        CacheKey, CacheLock, CacheOptions, CacheStorage, CacheValue, Json, LockSettings,
+        MemoryCache, StorageCache, TieredCache, cached,
+    };
+}
+pub use fused_macros::cache;
 pub mod demos;
 mod error;
 mod local;
