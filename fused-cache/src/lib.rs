@@ -13,6 +13,7 @@
 //!   [`CacheValue`].
 
 mod cached;
+mod download;
 mod executor;
 mod memory;
 mod storage;
@@ -20,6 +21,7 @@ mod tiered;
 mod value;
 
 pub use cached::{CacheKey, CacheOptions, CacheStorage, cached};
+pub use download::{Downloader, FILE_PATH_RETENTION, download, file_path, file_path_in};
 pub use executor::{CachingExecutor, DEFAULT_MAX_AGE};
 pub use memory::MemoryCache;
 pub use storage::{CacheLock, LockGuard, LockSettings, StorageCache};

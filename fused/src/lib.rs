@@ -57,7 +57,7 @@ pub mod crates {
     pub use fused_storage as storage;
 }
 
-pub use fused_cache::{CachingExecutor, MemoryCache};
+pub use fused_cache::{CachingExecutor, Downloader, MemoryCache, download, file_path};
 pub use fused_http::{FusedApi, HttpTransport, InProcessTransport, RemoteExecutor};
 pub use fused_jobs::LocalExecutor;
 pub use fused_storage::ObjectStorage;
