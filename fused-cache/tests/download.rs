@@ -28,12 +28,9 @@ async fn server() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
                 h.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 let body = "x".repeat(100_000);
-                let resp = if req.starts_with("GET /ok") {
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                } else if req.starts_with("GET /flaky") && f.fetch_add(1, Ordering::SeqCst) >= 2 {
+                let ok = req.starts_with("GET /ok")
+                    || (req.starts_with("GET /flaky") && f.fetch_add(1, Ordering::SeqCst) >= 2);
+                let resp = if ok {
                     format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
