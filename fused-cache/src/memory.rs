@@ -106,6 +106,7 @@ impl Cache for MemoryCache {
         Ok(self.entries.get(key).await.map(|e| CacheEntry {
             value: e.value,
             created: e.created,
+            durable: false,
         }))
     }
 
@@ -142,6 +143,7 @@ impl Cache for MemoryCache {
                 return Ok(Lookup {
                     value: e.value,
                     hit: Some(age),
+                    durable: false,
                 });
             }
         }
@@ -178,6 +180,7 @@ impl Cache for MemoryCache {
         Ok(Lookup {
             value: c.value,
             hit: None,
+            durable: false,
         })
     }
 }

@@ -172,6 +172,7 @@ impl StorageCache {
             Acquired::Found(hit) => CacheLock::Found(CacheEntry {
                 value: hit.value,
                 created: SystemTime::now() - hit.hit.unwrap_or_default(),
+                durable: true,
             }),
             Acquired::Unlocked => CacheLock::Unlocked,
         })
@@ -358,6 +359,7 @@ impl Inner {
             (age <= max_age).then_some(Lookup {
                 value: e.value,
                 hit: Some(age),
+                durable: true,
             })
         }))
     }
@@ -407,6 +409,7 @@ impl Inner {
         Ok(Some(CacheEntry {
             value,
             created: UNIX_EPOCH + Duration::from_millis(created),
+            durable: true,
         }))
     }
 
@@ -491,6 +494,7 @@ impl Cache for StorageCache {
         Ok(Lookup {
             value: computed.value,
             hit: None,
+            durable: false,
         })
     }
 }

@@ -85,6 +85,7 @@ impl Cache for TieredCache {
                 return Ok(Lookup {
                     value: e.value,
                     hit: Some(age),
+                    durable: false,
                 });
             }
         }
@@ -109,6 +110,7 @@ impl Cache for TieredCache {
             let entry = CacheEntry {
                 value: lookup.value.clone(),
                 created,
+                durable: false,
             };
             self.memory.put_entry(key, entry, ttl).await;
         }

@@ -19,6 +19,8 @@ pub struct CacheEntry {
     pub value: Bytes,
     /// When it was written.
     pub created: SystemTime,
+    /// It came from persistent storage (shared with other processes), not this process's memory.
+    pub durable: bool,
 }
 
 impl CacheEntry {
@@ -48,6 +50,8 @@ pub struct Lookup {
     pub value: Bytes,
     /// `Some(age)` when it came from the cache.
     pub hit: Option<Duration>,
+    /// The hit came from persistent storage rather than this process's memory.
+    pub durable: bool,
 }
 
 /// A computation to run on a miss; `'static` so that it can be shared by concurrent callers.

@@ -37,6 +37,7 @@ pub use fused_macros::cache;
 pub mod demos;
 mod error;
 mod local;
+pub mod run_cache;
 
 pub use error::{Error, Result};
 pub use local::{LocalEngine, run, run_call};

@@ -33,8 +33,17 @@ impl Default for LocalEngine {
 impl LocalEngine {
     /// An engine over `registry` with a cache of `cache_bytes` and a default `timeout`.
     pub fn new(registry: Arc<UdfRegistry>, cache_bytes: u64, timeout: Duration) -> Self {
+        Self::with_cache(registry, Arc::new(MemoryCache::new(cache_bytes)), timeout)
+    }
+
+    /// An engine over `registry` caching runs in `cache` (for example the persistent
+    /// [`run_cache`](crate::run_cache)).
+    pub fn with_cache(
+        registry: Arc<UdfRegistry>,
+        cache: Arc<dyn fused_core::Cache>,
+        timeout: Duration,
+    ) -> Self {
         let local = LocalExecutor::new(Arc::clone(&registry)).with_timeout(timeout);
-        let cache = Arc::new(MemoryCache::new(cache_bytes));
         let executor = Arc::new(CachingExecutor::new(local, cache, Arc::clone(&registry)));
         Self { registry, executor }
     }

@@ -62,6 +62,18 @@ impl Server {
     fn start_env(tls: bool, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let data = tempfile::tempdir().unwrap();
         std::fs::write(data.path().join("server.key"), hex(&SECRET)).unwrap();
+        Self::start_in(data, tls, extra, env)
+    }
+
+    /// Stops the server and starts a new one on the same data folder.
+    fn restart(mut self) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data = std::mem::replace(&mut self._data, tempfile::tempdir().unwrap());
+        Self::start_in(data, false, &[], &[])
+    }
+
+    fn start_in(data: tempfile::TempDir, tls: bool, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -566,4 +578,45 @@ fn sdk_files_on_an_s3_root() {
         Some(&s),
         &[("AWS_ENDPOINT", endpoint.clone())],
     );
+}
+
+/// A GET over a plain socket: the status line and the headers, lowercased.
+fn get_headers(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).to_lowercase();
+    text.split("\r\n\r\n").next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn the_response_cache_survives_a_restart() {
+    let s = Server::start();
+    let token = ServerSecret::new(SECRET).token_for("vector_tile");
+    let path = format!("/v1/realtime-shared/{token}/run/tiles/5/10/12?format=geojson&cells=3");
+    let first = get_headers(s.addr, &path);
+    assert!(
+        first.starts_with("http/1.1 200") && first.contains("x-cache: miss"),
+        "{first}"
+    );
+    let second = get_headers(s.addr, &path);
+    assert!(
+        second.contains("x-cache: hit") && !second.contains("x-fused-cached"),
+        "{second}"
+    );
+    let s = s.restart();
+    let third = get_headers(s.addr, &path);
+    assert!(
+        third.contains("x-cache: storage") && third.contains("x-fused-cached: true"),
+        "{third}"
+    );
+    // Read back into memory: the next one is a memory hit.
+    let fourth = get_headers(s.addr, &path);
+    assert!(fourth.contains("x-cache: hit"), "{fourth}");
 }

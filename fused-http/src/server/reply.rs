@@ -54,7 +54,9 @@ impl Reply {
         })
     }
 
-    /// The response, marked `x-cache: {cache}` (`hit`, `miss` or `disabled`).
+    /// The response, marked `x-cache: {cache}` (`hit` from memory, `storage` from the
+    /// persistent cache — then also `x-fused-cached`, as the SDK reads it —, `miss` or
+    /// `disabled`).
     pub(crate) fn into_response(self, cache: &'static str) -> Response {
         let mut r = (self.status, self.body).into_response();
         let h = r.headers_mut();
@@ -68,6 +70,9 @@ impl Reply {
             h.insert("x-fused-metadata", v);
         }
         h.insert("x-cache", HeaderValue::from_static(cache));
+        if cache == "storage" {
+            h.insert("x-fused-cached", HeaderValue::from_static("true"));
+        }
         r
     }
 }
@@ -181,13 +186,22 @@ pub(crate) async fn run_cached(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     match Reply::unpack(&lookup.value) {
-        Some(reply) => Ok((reply, if lookup.hit.is_some() { "hit" } else { "miss" })),
+        Some(reply) => Ok((reply, hit_mark(lookup.hit.is_some(), lookup.durable))),
         None => {
             // A corrupt entry is a miss: drop it and answer from a fresh run.
             tracing::warn!(%key, "dropping a corrupt cached response");
             let _ = state.cache.remove(&key).await;
             Ok((compute_reply(state, again, &run.formats).await, "miss"))
         }
+    }
+}
+
+/// The `x-cache` mark of a cache answer.
+pub(crate) fn hit_mark(hit: bool, durable: bool) -> &'static str {
+    match (hit, durable) {
+        (false, _) => "miss",
+        (true, false) => "hit",
+        (true, true) => "storage",
     }
 }
 

@@ -10,7 +10,7 @@ use fused_core::{Args, MaxAge, Tile};
 
 use super::AppState;
 use super::catalog::{Target, code_unsupported};
-use super::reply::{NativeRun, Reply, cache_disabled, recursion, run_cached};
+use super::reply::{NativeRun, Reply, cache_disabled, hit_mark, recursion, run_cached};
 use crate::error::ApiError;
 
 /// What a shared token grants, as cached in memory.
@@ -189,7 +189,7 @@ async fn run_shared(
         && e.age() <= default_max_age.duration()
         && let Some(reply) = Reply::unpack(&e.value)
     {
-        return Ok(reply.into_response("hit"));
+        return Ok(reply.into_response(hit_mark(true, e.durable)));
     }
 
     let req = RunRequest::parse(query.as_deref(), &headers)?;

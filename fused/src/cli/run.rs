@@ -66,7 +66,10 @@ pub(crate) async fn run(a: RunArgs) -> fused::Result<ExitCode> {
         call = call.with_tile(parse_tile(t)?);
     }
     let options = fused::Options::load()?;
-    let engine = LocalEngine::new(registry, 64 << 20, options.run_timeout());
+    // Runs are cached on disk too (per build of this binary): running the same call again is
+    // answered from the cache until its max age.
+    let cache = fused::run_cache::open(&fused::run_cache::default_dir(), 64 << 20, 1 << 30)?;
+    let engine = LocalEngine::with_cache(registry, cache, options.run_timeout());
     let result = engine.run(call).await?;
     eprint!("{}", result.logs.stdout);
     eprint!("{}", result.logs.stderr);

@@ -37,6 +37,9 @@ pub(crate) struct ServeArgs {
     /// Memory for cached results, in MiB.
     #[arg(long, default_value_t = 256)]
     cache_mb: u64,
+    /// Disk for cached results (in the data folder's `cache/`), in MiB; 0: memory only.
+    #[arg(long, default_value_t = 2048)]
+    cache_disk_mb: u64,
     /// Seconds a UDF run may take before it is stopped.
     #[arg(long, default_value_t = 130.0)]
     run_timeout: f64,
@@ -71,7 +74,10 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         fused::LocalExecutor::new(Arc::clone(&registry))
             .with_timeout(Duration::from_secs_f64(a.run_timeout)),
     );
-    let cache = Arc::new(fused::MemoryCache::new(cache_bytes));
+    let disk_bytes = a.cache_disk_mb.checked_mul(1 << 20).ok_or_else(|| {
+        fused::Error::Usage(format!("--cache-disk-mb {} is too large", a.cache_disk_mb))
+    })?;
+    let cache = fused::run_cache::open(&a.data_dir.join("cache"), cache_bytes, disk_bytes)?;
     let secret = ServerSecret::from_data_dir(&a.data_dir)?;
     let env_token = std::env::var("FUSED_SERVER_TOKEN").ok();
     let (owner_token, source) = server::owner_token(&a.data_dir, env_token.as_deref())?;
