@@ -249,8 +249,8 @@ fn cache_at(options: &CacheOptions) -> Result<Arc<TieredCache>> {
     Ok(c)
 }
 
-/// The folder under which `cached_data` lives for a storage choice.
-fn base_dir(storage: CacheStorage) -> Result<PathBuf> {
+/// The folder under which `cached_data` lives for a storage choice (`Object` has none).
+pub fn base_dir(storage: CacheStorage) -> Result<PathBuf> {
     if let Some(dir) = &settings().cache_directory {
         return Ok(dir.clone());
     }

@@ -619,4 +619,22 @@ fn the_response_cache_survives_a_restart() {
     // Read back into memory: the next one is a memory hit.
     let fourth = get_headers(s.addr, &path);
     assert!(fourth.contains("x-cache: hit"), "{fourth}");
+    // `fused cache` sees the server's cache, and clears it.
+    let data = s._data.path().display().to_string();
+    let (ok, out, _) = cli(&s, &["cache", "ls", "--data-dir", &data], None);
+    let line = out
+        .lines()
+        .find(|l| l.contains(&data))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        ok && line.trim_start().starts_with('2'),
+        "url and response entries: {out}"
+    );
+    let (ok, _, err) = cli(
+        &s,
+        &["cache", "clear", "--data-dir", &data, "--only", &data],
+        None,
+    );
+    assert!(ok && err.contains("removed 2"), "{err}");
 }

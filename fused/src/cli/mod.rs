@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod cache;
 mod files;
 mod remote;
 mod run;
@@ -31,6 +32,8 @@ enum Command {
     Udf(udf::UdfArgs),
     /// API tokens of a server's data folder: create, ls, revoke.
     Token(token::TokenArgs),
+    /// Cached results on this machine (cached() and the run cache): ls, clear.
+    Cache(cache::CacheArgs),
 }
 
 pub(crate) async fn dispatch(cli: Cli) -> fused::Result<ExitCode> {
@@ -40,5 +43,6 @@ pub(crate) async fn dispatch(cli: Cli) -> fused::Result<ExitCode> {
         Command::Files(a) => files::files(a).await,
         Command::Udf(a) => udf::udf(a).await,
         Command::Token(a) => token::token(a).await,
+        Command::Cache(a) => cache::cache(a).await,
     }
 }
