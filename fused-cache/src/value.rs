@@ -64,13 +64,30 @@ impl CacheValue for Table {
     }
 }
 
+/// Record batches are kept as an Arrow IPC stream and read back without copying their
+/// buffers (the storage tier checks the bytes; memory does not corrupt them).
 impl CacheValue for RecordBatch {
     fn to_cache_bytes(&self) -> Result<Bytes> {
-        Table::from_batch(self.clone()).to_cache_bytes()
+        let mut out = Vec::with_capacity(self.get_array_memory_size() + 1024);
+        {
+            let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut out, &self.schema())?;
+            w.write(self)?;
+            w.finish()?;
+        }
+        Ok(out.into())
     }
     fn from_cache_bytes(bytes: Bytes) -> Result<Self> {
-        let t = Table::from_cache_bytes(bytes)?;
-        arrow::compute::concat_batches(t.schema(), t.batches()).map_err(Error::from)
+        let mut buffer = arrow::buffer::Buffer::from(bytes);
+        let mut decoder = arrow::ipc::reader::StreamDecoder::new();
+        let mut batch = None;
+        while !buffer.is_empty() {
+            if let Some(b) = decoder.decode(&mut buffer)? {
+                batch = Some(b);
+                break;
+            }
+        }
+        decoder.finish()?;
+        batch.ok_or_else(|| Error::Cache("the entry holds no record batch".into()))
     }
 }
 

@@ -349,6 +349,15 @@ impl Storage for ObjectStorage {
                 reason: "names a folder, not a file".into(),
             });
         }
+        if let Some(local) = &self.local {
+            // Local files are opened here: small ones come back in one read (cache entries,
+            // tiles), larger ones stream.
+            let path = local
+                .fs
+                .path_to_filesystem(&self.location(&key))
+                .map_err(storage_err)?;
+            return read_local(path, range, url).await;
+        }
         let opts = GetOptions {
             range: range.map(GetRange::Bounded),
             ..Default::default()
@@ -504,6 +513,74 @@ impl<T: object_store::signer::Signer> Presign for T {
             .map_err(storage_err)?;
         Ok(u.to_string())
     }
+}
+
+/// Objects up to this size are read in one go rather than streamed.
+const SMALL_READ: u64 = 8 << 20;
+
+/// A local file's bytes (or a range of them): read whole when small, else streamed.
+async fn read_local(path: PathBuf, range: Option<Range<u64>>, url: &str) -> Result<Body> {
+    let shown = url.to_owned();
+    let open = move || -> Result<LocalRead> {
+        use std::io::{Read, Seek};
+        let mut f = std::fs::File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound(shown.clone()),
+            _ => Error::Io(e),
+        })?;
+        let meta = f.metadata()?;
+        if meta.is_dir() {
+            return Err(Error::InvalidPath {
+                path: shown,
+                reason: "names a folder, not a file".into(),
+            });
+        }
+        let len = meta.len();
+        let span = match range {
+            Some(r) if r.start <= r.end && r.end <= len => r,
+            Some(r) => {
+                return Err(Error::Storage(format!(
+                    "range {}..{} is outside the object's {len} bytes",
+                    r.start, r.end
+                )));
+            }
+            None => 0..len,
+        };
+        if span.end - span.start > SMALL_READ {
+            return Ok(LocalRead::Stream(f, span));
+        }
+        f.seek(std::io::SeekFrom::Start(span.start))?;
+        let want = (span.end - span.start) as usize;
+        // read_to_end fills spare capacity without zeroing it first.
+        let mut buf = Vec::with_capacity(want);
+        f.take(want as u64).read_to_end(&mut buf)?;
+        if buf.len() != want {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file got shorter while it was read",
+            )));
+        }
+        Ok(LocalRead::Whole(buf.into()))
+    };
+    // A small read from the page cache takes about as long as a hand-off to the blocking
+    // pool: on a multi-threaded runtime it runs in place (the worker's other tasks move on).
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let opened = if multi {
+        tokio::task::block_in_place(open)?
+    } else {
+        tokio::task::spawn_blocking(open)
+            .await
+            .map_err(|e| Error::Storage(format!("reading a file: {e}")))??
+    };
+    Ok(match opened {
+        LocalRead::Whole(b) => Body::from(b),
+        LocalRead::Stream(f, span) => Body::from_stream(read_file(f, span)),
+    })
+}
+
+enum LocalRead {
+    Whole(Bytes),
+    Stream(std::fs::File, Range<u64>),
 }
 
 /// Streams `span` of a local file: sequential reads of [`READ_CHUNK`] bytes on the blocking

@@ -12,7 +12,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("files") => crate::bench_files::files(&args[1..]),
-        _ => Err("usage: cargo xtask bench serve [--duration SECS] | bench files [--mib N]".into()),
+        Some("cache") => crate::bench_cache::cache(&args[1..]),
+        _ => Err(
+            "usage: cargo xtask bench serve [--duration SECS] | bench files [--mib N] | bench cache"
+                .into(),
+        ),
     }
 }
 

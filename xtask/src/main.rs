@@ -1,6 +1,7 @@
 //! Developer tasks: `cargo xtask test`, `cargo xtask bench serve`.
 
 mod bench;
+mod bench_cache;
 mod bench_files;
 mod hello;
 mod pyenv;
