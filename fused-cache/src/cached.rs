@@ -103,6 +103,8 @@ pub struct CacheKey {
     name: String,
     identity: String,
     args: Vec<(String, String, Vec<u8>)>,
+    /// An argument could not be keyed: the call is not cached.
+    unkeyable: bool,
 }
 
 impl CacheKey {
@@ -113,6 +115,7 @@ impl CacheKey {
             identity: name.clone(),
             name,
             args: Vec::new(),
+            unkeyable: false,
         }
     }
 
@@ -128,13 +131,22 @@ impl CacheKey {
     #[must_use]
     pub fn arg<T: Serialize + ?Sized>(mut self, name: &str, value: &T) -> Self {
         let canonical = match serde_json::to_value(value) {
+            // (JSON has no NaN or infinities: serde_json writes them as null, so a NaN
+            // argument keys like a missing one.)
             Ok(v) => {
                 let mut out = Vec::new();
                 fused_core::args::write_canonical(&v, &mut out);
                 out
             }
-            // Not representable as JSON: keyed by its failure, so such calls never share.
-            Err(e) => format!("unserializable:{e}:{}", uuid_like()).into_bytes(),
+            // Not representable as JSON: the call runs uncached.
+            _ => {
+                tracing::warn!(
+                    arg = name,
+                    "argument cannot be part of a cache key; not caching"
+                );
+                self.unkeyable = true;
+                Vec::new()
+            }
         };
         self.args.push((
             name.to_owned(),
@@ -149,8 +161,8 @@ impl CacheKey {
         &self.name
     }
 
-    /// The key's digest under `options`.
-    pub fn digest(&self, options: &CacheOptions, max_age: MaxAge) -> String {
+    /// The key's digest under `options`, for values of type `value_type`.
+    pub fn digest(&self, options: &CacheOptions, max_age: MaxAge, value_type: &str) -> String {
         let mut h = Sha256::new();
         let mut part = |b: &[u8]| {
             h.update((b.len() as u64).to_le_bytes());
@@ -158,6 +170,7 @@ impl CacheKey {
         };
         part(b"fused-rs cached v1");
         part(self.identity.as_bytes());
+        part(value_type.as_bytes());
         for (name, ty, value) in &self.args {
             if options.key_exclude.iter().any(|x| x == name) {
                 continue;
@@ -169,15 +182,6 @@ impl CacheKey {
         part(&max_age.as_secs().to_le_bytes());
         hex::encode(h.finalize())
     }
-}
-
-/// A value no other call produces (for keys that must never match).
-fn uuid_like() -> String {
-    format!(
-        "{:?}{:?}",
-        std::time::SystemTime::now(),
-        std::thread::current().id()
-    )
 }
 
 /// The options `cached` reads once: settings file and `FUSED_*` variables.
@@ -241,8 +245,11 @@ fn cache_at(options: &CacheOptions) -> Result<Arc<TieredCache>> {
         concurrent_lock_timeout: options.concurrent_lock_timeout,
         ..LockSettings::default()
     };
+    // One memory budget for every cache of the process.
+    static MEMORY: OnceLock<MemoryCache> = OnceLock::new();
+    let memory = MEMORY.get_or_init(|| MemoryCache::new(256 << 20)).clone();
     let c = Arc::new(TieredCache::new(
-        MemoryCache::new(256 << 20),
+        memory,
         StorageCache::new(storage, "fd://").with_lock_settings(lock),
     ));
     map.insert(id, Arc::clone(&c));
@@ -362,7 +369,10 @@ where
             return f().await;
         }
     };
-    let digest = key.digest(options, max_age);
+    if key.unkeyable {
+        return f().await;
+    }
+    let digest = key.digest(options, max_age, std::any::type_name::<T>());
     let verbose = options.verbose.unwrap_or(true);
     let report = |age: Duration| {
         if verbose {
@@ -380,7 +390,10 @@ where
         return Ok(v);
     }
     let lock = local_lock(&digest);
-    let _in_process = lock.lock().await;
+    // Waits for a computation in this process at most concurrent_lock_timeout.
+    let _in_process = tokio::time::timeout(options.concurrent_lock_timeout, lock.lock())
+        .await
+        .ok();
     if !options.reset
         && let Some((v, age)) = read::<T>(cache.as_ref(), &digest, max_age).await
     {
@@ -388,7 +401,11 @@ where
         return Ok(v);
     }
     // Across processes: wait for a computation elsewhere, or hold the lock while computing.
-    let guard = match cache.storage().lock(&digest, max_age.duration()).await {
+    let guard = match cache
+        .storage()
+        .lock_with(&digest, max_age.duration(), options.reset)
+        .await
+    {
         Ok(crate::storage::CacheLock::Found(entry)) if !options.reset => {
             if let Ok(v) = T::from_cache_bytes(entry.value.clone()) {
                 report(entry.age());
@@ -424,7 +441,7 @@ mod tests {
     fn keys_are_typed_and_exclusions_work() {
         let o = CacheOptions::default();
         let m = MaxAge::from_secs(60);
-        let k = |v: &dyn Fn(CacheKey) -> CacheKey| v(CacheKey::new("f")).digest(&o, m);
+        let k = |v: &dyn Fn(CacheKey) -> CacheKey| v(CacheKey::new("f")).digest(&o, m, "i64");
         let one_int = k(&|c| c.arg("x", &1_i64));
         assert_ne!(one_int, k(&|c| c.arg("x", "1")), "1 and \"1\" differ");
         assert_ne!(one_int, k(&|c| c.arg("x", &1.0_f64)), "1 and 1.0 differ");
@@ -442,14 +459,14 @@ mod tests {
             CacheKey::new("f")
                 .source("abc")
                 .arg("x", &1_i64)
-                .digest(&o, m),
+                .digest(&o, m, "i64"),
             "the source counts"
         );
         assert_ne!(
             one_int,
             CacheKey::new("f")
                 .arg("x", &1_i64)
-                .digest(&o, MaxAge::from_secs(61)),
+                .digest(&o, MaxAge::from_secs(61), "i64"),
             "the max age counts"
         );
         let ex = CacheOptions {
@@ -460,11 +477,11 @@ mod tests {
             CacheKey::new("f")
                 .arg("x", &1_i64)
                 .arg("verbose", &true)
-                .digest(&ex, m),
+                .digest(&ex, m, "i64"),
             CacheKey::new("f")
                 .arg("x", &1_i64)
                 .arg("verbose", &false)
-                .digest(&ex, m),
+                .digest(&ex, m, "i64"),
         );
     }
 

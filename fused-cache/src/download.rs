@@ -21,26 +21,47 @@ const LOCK_STALE: Duration = Duration::from_secs(10);
 const LOCK_HEARTBEAT: Duration = Duration::from_secs(2);
 const ATTEMPTS: u32 = 4;
 
-/// `path` under `base`, refused when it would leave it.
+/// `path` under `base`, refused when it would leave it — lexically, or through a symlink on
+/// the way.
 fn inside(base: &Path, path: &str) -> Result<PathBuf> {
     let p = Path::new(path.trim_start_matches('/'));
+    let refuse = |reason: &str| Error::InvalidPath {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
     let bad = p.as_os_str().is_empty()
         || path.contains('\0')
         || p.components().any(|c| !matches!(c, Component::Normal(_)));
     if bad {
-        return Err(Error::InvalidPath {
-            path: path.to_owned(),
-            reason: "must be a relative path that stays inside the data directory".into(),
-        });
+        return Err(refuse(
+            "must be a relative path that stays inside the data directory",
+        ));
     }
-    Ok(base.join(p))
+    let target = base.join(p);
+    let root = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_owned());
+    // The deepest part that exists must resolve inside the base.
+    let mut probe = target.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(probe) {
+            if !real.starts_with(&root) {
+                return Err(refuse("a symlink leads outside the data directory"));
+            }
+            break;
+        }
+        match probe.parent() {
+            Some(parent) if parent.starts_with(base) => probe = parent,
+            _ => break,
+        }
+    }
+    Ok(target)
 }
 
-/// The data directory of these options (created when missing).
+/// The data directory of these options (created when missing); the default one when the
+/// options cannot be read — never the temp folder itself, which `file_path` would sweep.
 fn data_dir() -> Result<PathBuf> {
     let dir = fused_core::Options::load()
         .map(|o| o.data_directory)
-        .unwrap_or_else(|_| std::env::temp_dir());
+        .unwrap_or_else(|_| fused_core::Options::default().data_directory);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
@@ -65,10 +86,8 @@ pub fn file_path_in(base: &Path, path: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(&folder)?;
     let now = SystemTime::now();
     for entry in std::fs::read_dir(&folder)?.flatten() {
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
+        // A folder is as old as the newest thing in it.
+        let old = newest(&entry.path(), 3)
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age > FILE_PATH_RETENTION);
         if old {
@@ -83,12 +102,32 @@ pub fn file_path_in(base: &Path, path: &str) -> Result<PathBuf> {
     Ok(target)
 }
 
+/// The latest modification time of `path` and, for a folder, of what it holds (`depth`
+/// levels down).
+fn newest(path: &Path, depth: u32) -> Option<SystemTime> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let mut t = meta.modified().ok()?;
+    if meta.is_dir() && depth > 0 {
+        for e in std::fs::read_dir(path).ok()?.flatten() {
+            if let Some(inner) = newest(&e.path(), depth - 1) {
+                t = t.max(inner);
+            }
+        }
+    }
+    Some(t)
+}
+
+/// How long a caller waits for another process's download of the same file by default.
+pub const DOWNLOAD_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Downloads files once: `file:`, `http(s):` and — given a [`Storage`] — its URLs.
 #[derive(Debug, Clone, Default)]
 pub struct Downloader {
     base: Option<PathBuf>,
     storage: Option<Arc<dyn Storage>>,
     client: Option<reqwest::Client>,
+    lock_timeout: Option<Duration>,
+    stale_after: Option<Duration>,
 }
 
 impl Downloader {
@@ -101,6 +140,22 @@ impl Downloader {
     #[must_use]
     pub fn in_dir(mut self, base: impl Into<PathBuf>) -> Self {
         self.base = Some(base.into());
+        self
+    }
+
+    /// How long to wait for another process downloading the same file (default 10 min),
+    /// after which this one downloads too.
+    #[must_use]
+    pub fn with_lock_timeout(mut self, t: Duration) -> Self {
+        self.lock_timeout = Some(t);
+        self
+    }
+
+    /// After how long without a heartbeat another process's lock counts as abandoned
+    /// (default 10 s).
+    #[must_use]
+    pub fn with_stale_after(mut self, t: Duration) -> Self {
+        self.stale_after = Some(t);
         self
     }
 
@@ -130,7 +185,10 @@ impl Downloader {
         if done.exists() && dest.exists() {
             return Ok(dest);
         }
-        let _lock = FileLock::acquire(&with_suffix(&dest, ".lock"), &done, &dest).await?;
+        let timeout = self.lock_timeout.unwrap_or(DOWNLOAD_LOCK_TIMEOUT);
+        let stale = self.stale_after.unwrap_or(LOCK_STALE);
+        let lock = with_suffix(&dest, ".lock");
+        let _lock = FileLock::acquire(&lock, &done, &dest, timeout, stale).await?;
         if done.exists() && dest.exists() {
             return Ok(dest);
         }
@@ -187,7 +245,15 @@ impl Downloader {
             return Ok(tokio_util::io::ReaderStream::with_capacity(f, 1 << 20).boxed());
         }
         if url.starts_with("http://") || url.starts_with("https://") {
-            let client = self.client.clone().unwrap_or_default();
+            let client = match &self.client {
+                Some(c) => c.clone(),
+                // A stalled server must not hold the download (and its lock) forever.
+                None => reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(30))
+                    .read_timeout(Duration::from_secs(120))
+                    .build()
+                    .map_err(|e| Error::Transport(e.to_string()))?,
+            };
             let resp = client
                 .get(url)
                 .send()
@@ -221,7 +287,7 @@ pub async fn download(url: &str, file_path: &str) -> Result<PathBuf> {
 
 fn transient(e: &Error) -> bool {
     match e {
-        Error::Transport(_) => true,
+        Error::Transport(_) | Error::Storage(_) => true,
         Error::Http { status, .. } => *status >= 500 || *status == 429,
         Error::Io(io) => matches!(
             io.kind(),
@@ -255,15 +321,40 @@ fn in_process_lock(dest: &Path) -> Arc<tokio::sync::Mutex<()>> {
     Arc::clone(map.entry(dest.to_owned()).or_default())
 }
 
-/// `<file>.lock`, created exclusively, refreshed while held, removed on drop.
+/// `<file>.lock`, created exclusively with a random token; refreshed while held (only while it
+/// still holds the token), removed when dropped (only if it still does). A lock whose content
+/// has not changed for the stale time by this process's clock is taken over. Refreshes and the
+/// removal share a mutex, so no refresh lands after the removal.
 struct FileLock {
+    held: Option<Held>,
+}
+
+struct Held {
     path: PathBuf,
-    beat: Option<tokio::task::JoinHandle<()>>,
+    token: String,
+    released: Arc<std::sync::Mutex<bool>>,
+    beat: tokio::task::JoinHandle<()>,
+}
+
+fn holds(path: &Path, token: &str) -> bool {
+    std::fs::read(path)
+        .ok()
+        .is_some_and(|c| c.starts_with(token.as_bytes()))
 }
 
 impl FileLock {
-    /// Waits until the lock is free (or its holder stopped) or the download is done.
-    async fn acquire(path: &Path, done: &Path, dest: &Path) -> Result<Self> {
+    /// Waits until the lock is free (or its holder stopped, or `timeout` passed) or the
+    /// download is done.
+    async fn acquire(
+        path: &Path,
+        done: &Path,
+        dest: &Path,
+        timeout: Duration,
+        stale: Duration,
+    ) -> Result<Self> {
+        let token = format!("{:032x}", rand::random::<u128>());
+        let started = std::time::Instant::now();
+        let mut seen: Option<(Vec<u8>, std::time::Instant)> = None;
         let mut pause = Duration::from_millis(20);
         loop {
             match std::fs::OpenOptions::new()
@@ -271,49 +362,77 @@ impl FileLock {
                 .create_new(true)
                 .open(path)
             {
-                Ok(_) => {
-                    let p = path.to_owned();
-                    let beat = tokio::spawn(async move {
-                        loop {
-                            tokio::time::sleep(LOCK_HEARTBEAT).await;
-                            let _ = tokio::fs::write(&p, b"alive").await;
-                        }
-                    });
-                    return Ok(Self {
-                        path: path.to_owned(),
-                        beat: Some(beat),
-                    });
+                Ok(mut f) => {
+                    use std::io::Write;
+                    f.write_all(format!("{token}\n0").as_bytes())?;
+                    return Ok(Self::held(path.to_owned(), token));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e.into()),
             }
             if done.exists() && dest.exists() {
-                return Ok(Self {
-                    path: PathBuf::new(),
-                    beat: None,
-                });
+                return Ok(Self { held: None });
             }
-            let stale = std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .is_some_and(|age| age > LOCK_STALE);
-            if stale {
-                tracing::warn!(path = %path.display(), "taking over a download lock whose holder stopped");
-                let _ = std::fs::remove_file(path);
-                continue;
+            let mut retry_now = false;
+            match (std::fs::read(path).ok(), &seen) {
+                (None, _) => retry_now = true,
+                (Some(c), Some((old, since))) if &c == old => {
+                    if since.elapsed() > stale {
+                        if std::fs::read(path).ok().as_ref() == Some(&c) {
+                            tracing::warn!(path = %path.display(), "taking over a download lock whose holder stopped");
+                            retry_now = std::fs::remove_file(path).is_ok();
+                        }
+                        seen = None;
+                    }
+                }
+                (Some(c), _) => seen = Some((c, std::time::Instant::now())),
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
+            if started.elapsed() >= timeout {
+                tracing::warn!(path = %path.display(), "waited too long for another download; downloading too");
+                return Ok(Self { held: None });
+            }
+            if !retry_now {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+        }
+    }
+
+    fn held(path: PathBuf, token: String) -> Self {
+        let released = Arc::new(std::sync::Mutex::new(false));
+        let (p, t, r) = (path.clone(), token.clone(), Arc::clone(&released));
+        let beat = tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                tokio::time::sleep(LOCK_HEARTBEAT).await;
+                let done = r.lock().unwrap_or_else(|e| e.into_inner());
+                if *done || !holds(&p, &t) {
+                    return;
+                }
+                n += 1;
+                let _ = std::fs::write(&p, format!("{t}\n{n}"));
+            }
+        });
+        Self {
+            held: Some(Held {
+                path,
+                token,
+                released,
+                beat,
+            }),
         }
     }
 }
 
 impl Drop for FileLock {
     fn drop(&mut self) {
-        if let Some(b) = self.beat.take() {
-            b.abort();
-            let _ = std::fs::remove_file(&self.path);
+        if let Some(h) = self.held.take() {
+            let mut done = h.released.lock().unwrap_or_else(|e| e.into_inner());
+            *done = true;
+            if holds(&h.path, &h.token) {
+                let _ = std::fs::remove_file(&h.path);
+            }
+            h.beat.abort();
         }
     }
 }

@@ -81,11 +81,12 @@ fn unpack(b: &Bytes) -> Result<RunResult> {
         .and_then(|h| h.try_into().ok())
         .ok_or_else(corrupt)?;
     let n = usize::try_from(u64::from_le_bytes(head)).map_err(|_| corrupt())?;
-    let meta_bytes = b.get(8..8 + n).ok_or_else(corrupt)?;
+    let end = n.checked_add(8).ok_or_else(corrupt)?;
+    let meta_bytes = b.get(8..end).ok_or_else(corrupt)?;
     let meta: RunMetadata = serde_json::from_slice(meta_bytes)?;
     let output = match meta.failure() {
         Some(f) => Err(f),
-        None => Ok(decode_output(&b.slice(8 + n..))?),
+        None => Ok(decode_output(&b.slice(end..))?),
     };
     Ok(RunResult {
         output,

@@ -21,7 +21,9 @@ mod tiered;
 mod value;
 
 pub use cached::{CacheKey, CacheOptions, CacheStorage, base_dir, cached};
-pub use download::{Downloader, FILE_PATH_RETENTION, download, file_path, file_path_in};
+pub use download::{
+    DOWNLOAD_LOCK_TIMEOUT, Downloader, FILE_PATH_RETENTION, download, file_path, file_path_in,
+};
 pub use executor::{CachingExecutor, DEFAULT_MAX_AGE};
 pub use memory::MemoryCache;
 pub use storage::{CacheLock, LockGuard, LockSettings, StorageCache};

@@ -167,7 +167,18 @@ impl StorageCache {
     /// another process made while this one waited, or — after `concurrent_lock_timeout`, or on
     /// a backend that cannot lock — neither.
     pub async fn lock(&self, key: &str, max_age: Duration) -> Result<CacheLock> {
-        Ok(match self.inner.acquire(key, max_age).await? {
+        self.lock_with(key, max_age, false).await
+    }
+
+    /// Like [`lock`](Self::lock); with `take_only`, an existing entry does not end the wait
+    /// (a reset wants the lock, not the old value).
+    pub async fn lock_with(
+        &self,
+        key: &str,
+        max_age: Duration,
+        take_only: bool,
+    ) -> Result<CacheLock> {
+        Ok(match self.inner.acquire(key, max_age, take_only).await? {
             Acquired::Held(g) => CacheLock::Held(g),
             Acquired::Found(hit) => CacheLock::Found(CacheEntry {
                 value: hit.value,
@@ -280,18 +291,35 @@ impl Inner {
         Ok(n)
     }
 
-    /// Takes the lock of `key`, or finds the entry another process made while waiting.
-    async fn acquire(&self, key: &str, max_age: Duration) -> Result<Acquired> {
+    /// The lock's content, or `None` when there is none.
+    async fn read_lock(&self, url: &str) -> Result<Option<Bytes>> {
+        match self.storage.get(url, None).await {
+            Ok(b) => Ok(Some(b.collect(4096).await?)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes the lock of `key`, or finds the entry another process made while waiting
+    /// (unless `take_only`: then only the lock counts).
+    ///
+    /// A lock holds its holder's random token and a beat count the holder raises every
+    /// `heartbeat`. A waiter judges staleness by its own clock — the content unchanged for
+    /// `stale_after` — so storage clocks do not matter, and removes a stale lock only if it
+    /// still holds what was judged stale.
+    async fn acquire(&self, key: &str, max_age: Duration, take_only: bool) -> Result<Acquired> {
         let lock = self.lock_url(key);
+        let token = format!("{:032x}", rand::random::<u128>());
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);
+        let mut seen: Option<(Bytes, Instant)> = None;
         loop {
-            let stamp = bytes::Bytes::from(now_ms().to_string());
-            match self.storage.put_if_absent(&lock, stamp.into()).await {
+            let content = Bytes::from(format!("{token}\n0"));
+            match self.storage.put_if_absent(&lock, content.into()).await {
                 Ok(true) => {
-                    let guard = self.heartbeat(lock);
+                    let guard = self.heartbeat(lock, token);
                     // The previous holder may have just finished: its entry is the answer.
-                    if let Some(hit) = self.fresh(key, max_age).await? {
+                    if !take_only && let Some(hit) = self.fresh(key, max_age).await? {
                         drop(guard);
                         return Ok(Acquired::Found(hit));
                     }
@@ -304,23 +332,25 @@ impl Inner {
                     return Ok(Acquired::Unlocked);
                 }
             }
-            if let Some(hit) = self.fresh(key, max_age).await? {
+            if !take_only && let Some(hit) = self.fresh(key, max_age).await? {
                 return Ok(Acquired::Found(hit));
             }
-            match self.storage.head(&lock).await {
-                Ok(m) => {
-                    let age = m
-                        .last_modified
-                        .and_then(|t| SystemTime::now().duration_since(t).ok())
-                        .unwrap_or_default();
-                    if age > self.lock.stale_after {
-                        tracing::warn!(key, "taking over a cache lock whose holder stopped");
-                        let _ = self.storage.delete(&lock, Some(0)).await;
-                        continue;
+            let current = self.read_lock(&lock).await.unwrap_or(None);
+            let mut retry_now = false;
+            match (current, &seen) {
+                (None, _) => retry_now = true,
+                (Some(c), Some((old, since))) if c == old => {
+                    if since.elapsed() > self.lock.stale_after {
+                        // Unchanged for stale_after: its holder stopped. Remove it only if it
+                        // still is that same lock.
+                        if self.read_lock(&lock).await.unwrap_or(None).as_ref() == Some(&c) {
+                            tracing::warn!(key, "taking over a cache lock whose holder stopped");
+                            retry_now = self.storage.delete(&lock, Some(0)).await.is_ok();
+                        }
+                        seen = None;
                     }
                 }
-                Err(Error::NotFound(_)) => continue,
-                Err(_) => {}
+                (Some(c), _) => seen = Some((c, Instant::now())),
             }
             if started.elapsed() >= self.lock.concurrent_lock_timeout {
                 tracing::warn!(
@@ -329,27 +359,53 @@ impl Inner {
                 );
                 return Ok(Acquired::Unlocked);
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
+            if !retry_now {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
         }
     }
 
-    /// Keeps `lock` fresh until the guard is dropped, then removes it.
-    fn heartbeat(&self, lock: String) -> LockGuard {
+    /// Keeps `lock` fresh until the guard is dropped, then removes it — only while it still
+    /// holds `token` (a holder whose lock was taken over never touches the new one). Refreshes
+    /// and the removal run in one task, so no refresh can land after the removal.
+    fn heartbeat(&self, lock: String, token: String) -> LockGuard {
         let storage = Arc::clone(&self.storage);
         let every = self.lock.heartbeat;
         let url = lock.clone();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            let ours =
+                |b: &Option<Bytes>| b.as_ref().is_some_and(|b| b.starts_with(token.as_bytes()));
+            let read = |storage: Arc<dyn Storage>, url: String| async move {
+                match storage.get(&url, None).await {
+                    Ok(b) => b.collect(4096).await.ok(),
+                    Err(_) => None,
+                }
+            };
+            let mut beat = 0u64;
             loop {
-                tokio::time::sleep(every).await;
-                let stamp = bytes::Bytes::from(now_ms().to_string());
-                let _ = storage.put(&url, stamp.into()).await;
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = tokio::time::sleep(every) => {
+                        if !ours(&read(Arc::clone(&storage), url.clone()).await) {
+                            tracing::warn!(url, "lost a cache lock to another process");
+                            return;
+                        }
+                        beat += 1;
+                        let content = Bytes::from(format!("{token}\n{beat}"));
+                        let _ = storage.put(&url, content.into()).await;
+                    }
+                }
+            }
+            if ours(&read(Arc::clone(&storage), url.clone()).await) {
+                let _ = storage.delete(&url, Some(0)).await;
             }
         });
         LockGuard {
-            storage: Arc::clone(&self.storage),
             url: lock,
-            task,
+            stop: Some(stop),
+            _task: task,
         }
     }
 
@@ -371,11 +427,12 @@ enum Acquired {
     Unlocked,
 }
 
-/// A held cache lock: refreshed while alive, removed on drop.
+/// A held cache lock: refreshed while alive, removed when dropped (by its heartbeat task, so
+/// a runtime must still run; otherwise the lock goes stale and is taken over).
 pub struct LockGuard {
-    storage: Arc<dyn Storage>,
     url: String,
-    task: tokio::task::JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for LockGuard {
@@ -386,12 +443,8 @@ impl std::fmt::Debug for LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        self.task.abort();
-        let (storage, url) = (Arc::clone(&self.storage), std::mem::take(&mut self.url));
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = storage.delete(&url, Some(0)).await;
-            });
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 }
@@ -435,7 +488,7 @@ impl Inner {
         max_age: Duration,
         compute: Compute,
     ) -> Result<Computed> {
-        let guard = match self.acquire(&key, max_age).await? {
+        let guard = match self.acquire(&key, max_age, false).await? {
             Acquired::Found(hit) => {
                 return Ok(Computed {
                     value: hit.value,
@@ -699,11 +752,11 @@ mod tests {
         assert!(
             c.inner
                 .storage
-                .put_if_absent(&c.inner.lock_url("k2"), Bytes::from("1").into())
+                .put_if_absent(&c.inner.lock_url("k2"), Bytes::from("tok\n0").into())
                 .await
                 .unwrap()
         );
-        let holder = c.inner.heartbeat(c.inner.lock_url("k2"));
+        let holder = c.inner.heartbeat(c.inner.lock_url("k2"), "tok".into());
         assert!(c.inner.storage.head(&c.inner.lock_url("k2")).await.is_ok());
         let c2 = Arc::new(StorageCache::local(dir.path()).unwrap().with_lock_settings(
             LockSettings {
@@ -724,6 +777,43 @@ mod tests {
             "a live lock is respected until the timeout"
         );
         drop(holder);
+    }
+
+    #[tokio::test]
+    async fn a_holder_whose_lock_was_taken_over_leaves_the_new_one_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = LockSettings {
+            concurrent_lock_timeout: Duration::from_secs(30),
+            heartbeat: Duration::from_millis(30),
+            stale_after: Duration::from_millis(200),
+        };
+        let c = StorageCache::local(dir.path())
+            .unwrap()
+            .with_lock_settings(lock);
+        let url = c.inner.lock_url("k");
+        assert!(
+            c.inner
+                .storage
+                .put_if_absent(&url, Bytes::from("old\n0").into())
+                .await
+                .unwrap()
+        );
+        let old = c.inner.heartbeat(url.clone(), "old".into());
+        // Someone else now holds it (as after a takeover).
+        c.inner
+            .storage
+            .put(&url, Bytes::from("new\n0").into())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(old);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = c.inner.read_lock(&url).await.unwrap().unwrap();
+        assert_eq!(
+            now,
+            Bytes::from("new\n0"),
+            "neither refreshed nor removed by the old holder"
+        );
     }
 
     #[tokio::test]

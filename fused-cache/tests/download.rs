@@ -114,17 +114,31 @@ async fn file_urls_and_a_stopped_holder_s_lock() {
     let src = dir.path().join("src.txt");
     std::fs::write(&src, "local").unwrap();
     let out = tempfile::tempdir().unwrap();
-    // A lock left by a killed process: old, never refreshed.
+    // A lock left by a killed process: never refreshed.
     let lock = out.path().join("copy.txt.lock");
-    let f = std::fs::File::create(&lock).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(60))
-        .unwrap();
+    std::fs::write(&lock, "dead-holder\n3").unwrap();
+    let t = std::time::Instant::now();
     let p = Downloader::new()
         .in_dir(out.path())
+        .with_stale_after(Duration::from_millis(300))
         .download(&format!("file://{}", src.display()), "copy.txt")
         .await
         .unwrap();
     assert_eq!(std::fs::read_to_string(p).unwrap(), "local");
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "waited for it to go stale"
+    );
+    // A symlink out of the folder is refused.
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), out.path().join("link")).unwrap();
+    let e = Downloader::new()
+        .in_dir(out.path())
+        .download(&format!("file://{}", src.display()), "link/x.txt")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("symlink"), "{e}");
+    assert!(!outside.path().join("x.txt").exists());
 }
 
 #[test]

@@ -45,16 +45,20 @@ fn seconds(lit: &Lit) -> syn::Result<u64> {
         Lit::Int(i) => i.base10_parse::<u64>(),
         Lit::Str(s) => {
             let t = s.value().trim().to_ascii_lowercase();
-            if t == "0" {
-                return Ok(0);
+            // Bare digits are seconds.
+            if let Ok(n) = t.parse::<u64>() {
+                return Ok(n);
             }
-            let (num, unit) = t.split_at(t.len().saturating_sub(1));
+            let Some(unit) = t.chars().last() else {
+                return Err(bad());
+            };
+            let num = &t[..t.len() - unit.len_utf8()];
             let n: u64 = num.parse().map_err(|_| bad())?;
             let mult = match unit {
-                "s" => 1,
-                "m" => 60,
-                "h" => 3_600,
-                "d" => 86_400,
+                's' => 1,
+                'm' => 60,
+                'h' => 3_600,
+                'd' => 86_400,
                 _ => return Err(bad()),
             };
             n.checked_mul(mult).ok_or_else(bad)
@@ -84,6 +88,7 @@ fn expand(
     }
     let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
     let mut options = Vec::new();
+    let mut excluded: Vec<(String, proc_macro2::Span)> = Vec::new();
     for meta in metas {
         let nv = match meta {
             Meta::NameValue(nv) => nv,
@@ -135,6 +140,14 @@ fn expand(
                 let Expr::Array(arr) = v else {
                     return Err(syn::Error::new(v.span(), "expected [\"arg\", …]"));
                 };
+                for e in &arr.elems {
+                    match lit_of(e)? {
+                        Lit::Str(s) => excluded.push((s.value(), s.span())),
+                        other => {
+                            return Err(syn::Error::new(other.span(), "expected an argument name"));
+                        }
+                    }
+                }
                 let names = arr.elems.iter();
                 quote!(key_exclude: ::std::vec![#(::std::string::String::from(#names)),*],)
             }
@@ -159,7 +172,12 @@ fn expand(
                 Pat::Ident(id) => {
                     let ident = &id.ident;
                     let name = ident.to_string();
-                    args.push(quote_spanned!(t.span()=> .arg(#name, &#ident)));
+                    // Excluded arguments are left out entirely: they need not be Serialize.
+                    if let Some(i) = excluded.iter().position(|(n, _)| *n == name) {
+                        excluded.remove(i);
+                    } else {
+                        args.push(quote_spanned!(t.span()=> .arg(#name, &#ident)));
+                    }
                 }
                 other => {
                     return Err(syn::Error::new(
@@ -169,6 +187,12 @@ fn expand(
                 }
             },
         }
+    }
+    if let Some((name, span)) = excluded.first() {
+        return Err(syn::Error::new(
+            *span,
+            format!("key_exclude names `{name}`, which is not an argument"),
+        ));
     }
     let ItemFn {
         attrs,

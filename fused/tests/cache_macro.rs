@@ -17,6 +17,16 @@ async fn product(run: String, a: i64, b: i64, note: String) -> Result<i64, Strin
     Ok(a * b)
 }
 
+/// Not `Serialize`: fine when excluded from the key.
+struct Client;
+
+#[fused::cache(verbose = false, key_exclude = ["client"], max_age = "3600")]
+async fn with_client(run: String, client: &Client, x: i64) -> Result<i64, String> {
+    let _ = client;
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(x + run.len() as i64)
+}
+
 #[fused::cache(verbose = false, reset)]
 async fn always(run: String) -> Result<String, String> {
     RUNS.fetch_add(1, Ordering::SeqCst);
@@ -50,4 +60,8 @@ async fn the_attribute_caches_by_typed_arguments() {
         6,
         "reset always recomputes"
     );
+    let c = Client;
+    let a = with_client(run.clone(), &c, 1).await.unwrap();
+    assert_eq!(with_client(run.clone(), &c, 1).await.unwrap(), a);
+    assert_eq!(RUNS.load(Ordering::SeqCst) - before, 7);
 }
