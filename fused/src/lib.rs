@@ -40,7 +40,7 @@ mod local;
 pub mod run_cache;
 
 pub use error::{Error, Result};
-pub use local::{LocalEngine, run, run_call};
+pub use local::{LocalEngine, run, run_call, submit};
 
 pub use fused_core::{
     Args, Bounds, Cache, CacheStatus, Crs, Encoded, Executor, FailureKind, Format, FormatPrefs,
@@ -60,5 +60,5 @@ pub mod crates {
 
 pub use fused_cache::{CachingExecutor, Downloader, MemoryCache, download, file_path};
 pub use fused_http::{FusedApi, HttpTransport, InProcessTransport, RemoteExecutor};
-pub use fused_jobs::LocalExecutor;
+pub use fused_jobs::{ArgList, JobPool, LocalExecutor, SubmitOptions, TaskError, TaskState};
 pub use fused_storage::ObjectStorage;

@@ -76,6 +76,37 @@ pub async fn run(udf: &Udf, args: Args) -> Result<RunResult> {
     run_call(UdfCall::new(udf.clone(), args)).await
 }
 
+/// Runs `udf` once per entry of `arg_list` on the process-wide engine (cached, bounded by
+/// `options.max_workers`), returning the pool of running tasks at once; `pool.collect(..)`
+/// gives one Arrow table.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use fused::{Output, RunContext, Udf};
+/// # #[derive(serde::Deserialize, fused::schemars::JsonSchema)]
+/// # #[schemars(crate = "fused::schemars")]
+/// # struct P { n: i64 }
+/// let double = Udf::native("double", |_c: RunContext, p: P| async move {
+///     Ok::<_, std::convert::Infallible>(Output::Json((p.n * 2).into()))
+/// });
+/// let pool = fused::submit(&double, vec![1, 2, 3], Default::default()).unwrap();
+/// let table = pool.collect(false, true).await.unwrap();
+/// assert_eq!(table.num_rows(), 3);
+/// # });
+/// ```
+pub fn submit(
+    udf: &Udf,
+    arg_list: impl Into<fused_jobs::ArgList>,
+    options: fused_jobs::SubmitOptions,
+) -> Result<fused_jobs::JobPool> {
+    Ok(fused_jobs::submit(
+        default_engine().executor(),
+        udf.clone(),
+        arg_list,
+        options,
+    )?)
+}
+
 /// Runs a full [`UdfCall`] (tile, timeout, `cache_max_age`) through the process-wide engine.
 pub async fn run_call(call: UdfCall) -> Result<RunResult> {
     default_engine().run(call).await
