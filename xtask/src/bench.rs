@@ -13,8 +13,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Some("serve") => serve(&args[1..]),
         Some("files") => crate::bench_files::files(&args[1..]),
         Some("cache") => crate::bench_cache::cache(&args[1..]),
+        Some("submit") => crate::bench_submit::submit(&args[1..]),
         _ => Err(
-            "usage: cargo xtask bench serve [--duration SECS] | bench files [--mib N] | bench cache"
+            "usage: cargo xtask bench serve [--duration SECS] | files [--mib N] | cache | submit"
                 .into(),
         ),
     }

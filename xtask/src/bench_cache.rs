@@ -7,7 +7,7 @@ use crate::bench::{cpu_model, num_cores};
 use crate::{cargo, root, sh};
 
 /// A number field of a one-line JSON object.
-fn field(json: &str, name: &str) -> Result<f64, String> {
+pub(crate) fn field(json: &str, name: &str) -> Result<f64, String> {
     let at = json
         .find(&format!("\"{name}\""))
         .ok_or_else(|| format!("no {name} in {json}"))?;
@@ -21,7 +21,8 @@ fn field(json: &str, name: &str) -> Result<f64, String> {
         .map_err(|_| format!("bad number for {name} in {json}"))
 }
 
-fn run(cmd: &mut Command) -> Result<String, String> {
+/// The last line a command prints (its JSON result).
+pub(crate) fn last_line(cmd: &mut Command) -> Result<String, String> {
     let out = cmd.output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(format!(
@@ -46,10 +47,10 @@ pub(crate) fn cache(_args: &[String]) -> Result<(), String> {
         "--example",
         "bench_cache",
     ]))?;
-    let ours = run(&mut Command::new(
+    let ours = last_line(&mut Command::new(
         root().join("target/release/examples/bench_cache"),
     ))?;
-    let sdk = run(Command::new(&python).arg(root().join("xtask/bench/sdk_cache_hit.py")))?;
+    let sdk = last_line(Command::new(&python).arg(root().join("xtask/bench/sdk_cache_hit.py")))?;
     let small = field(&ours, "memory_hit_small_ns")? / 1000.0;
     let table_mem = field(&ours, "memory_hit_table_ns")? / 1000.0;
     let disk = field(&ours, "disk_hit_table_ns")? / 1000.0;
