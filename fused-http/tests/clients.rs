@@ -137,3 +137,38 @@ async fn http_transport_over_a_socket_and_retries_on_refused_connections() {
         "it retried with a delay"
     );
 }
+
+#[tokio::test]
+async fn submit_fans_out_over_servers_round_robin() {
+    use fused_jobs::{RoundRobin, SubmitOptions, submit};
+    let (a, b) = (TestServer::new().await, TestServer::new().await);
+    let remote = |s: &TestServer| -> Arc<dyn fused_core::Executor> {
+        Arc::new(fused_http::RemoteExecutor::new(
+            Arc::new(s.transport.clone()),
+            "http://test/v1/realtime-shared",
+        ))
+    };
+    let rr = Arc::new(RoundRobin::new(vec![remote(&a), remote(&b)]).unwrap());
+    // Both servers share the secret, so the echo token is the same on each.
+    let token = fused_core::UdfRef::Token(a.token());
+    let calls: Vec<serde_json::Value> = (0..10)
+        .map(|i| serde_json::json!({"n": i, "mode": "json", "text": format!("t{i}")}))
+        .collect();
+    let pool = submit(
+        rr,
+        token,
+        calls,
+        SubmitOptions {
+            max_workers: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let out = pool.results().await;
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    let (ra, rb) = (
+        a.runs.load(std::sync::atomic::Ordering::SeqCst),
+        b.runs.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    assert_eq!((ra, rb), (5, 5), "spread evenly");
+}

@@ -12,7 +12,9 @@
 mod args;
 mod local;
 mod pool;
+mod round_robin;
 
 pub use args::ArgList;
 pub use local::{DEFAULT_TIMEOUT, LocalExecutor};
 pub use pool::{JobPool, MAX_WORKERS, SubmitOptions, TaskError, TaskState, submit};
+pub use round_robin::RoundRobin;
