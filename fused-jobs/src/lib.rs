@@ -7,12 +7,14 @@
 //!   per-task retries (exponential backoff with jitter), cancellation, progress, and
 //!   [`collect`](JobPool::collect) into one Arrow table.
 //!
-//! Batch jobs and the job store come next.
+//! - [`store`]: batch jobs that outlive their process — the [`JobStore`](store::JobStore)
+//!   trait (claims under leases, heartbeats, cancellation, logs) and its SQLite implementation.
 
 mod args;
 mod local;
 mod pool;
 mod round_robin;
+pub mod store;
 
 pub use args::ArgList;
 pub use local::{DEFAULT_TIMEOUT, LocalExecutor};
