@@ -612,6 +612,12 @@ async fn weak_or_foreign_owner_tokens_are_refused_at_start() {
         cache: std::sync::Arc::new(fused_cache::MemoryCache::new(1 << 20)),
         store: futures::executor::block_on(fused_http::store::Store::memory()).unwrap(),
         storage: std::sync::Arc::new(fused_storage::ObjectStorage::memory()),
+        jobs: std::sync::Arc::new(
+            futures::executor::block_on(fused_jobs::store::SqliteJobStore::open(
+                &std::env::temp_dir().join(format!("fused-jobs-{}.db", uuid::Uuid::new_v4())),
+            ))
+            .unwrap(),
+        ),
         secret: fused_http::ServerSecret::new([3; 32]),
     };
     let config = |t: &str| fused_http::ServerConfig {

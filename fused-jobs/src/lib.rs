@@ -15,8 +15,10 @@ mod local;
 mod pool;
 mod round_robin;
 pub mod store;
+mod worker;
 
 pub use args::ArgList;
 pub use local::{DEFAULT_TIMEOUT, LocalExecutor};
 pub use pool::{JobPool, MAX_WORKERS, SubmitOptions, TaskError, TaskState, submit};
 pub use round_robin::RoundRobin;
+pub use worker::{JobContext, JobKind, JobKinds, Worker};

@@ -131,6 +131,15 @@ async fn sign_one(
     }
 }
 
+/// A download URL for `path` valid for the default time.
+pub(crate) async fn sign_for(
+    state: &AppState,
+    origin: &Origin,
+    path: &str,
+) -> Result<String, ApiError> {
+    sign_one(state, origin, path, DEFAULT_EXPIRY).await
+}
+
 impl AppState {
     /// The checked key of a storage URL, as text.
     pub(crate) fn storage_key(&self, url: &str) -> Result<String, ApiError> {

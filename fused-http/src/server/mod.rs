@@ -15,6 +15,7 @@ mod catalog;
 mod collections;
 mod files;
 mod identity;
+mod jobs;
 mod realtime;
 mod reply;
 mod secret;
@@ -23,6 +24,7 @@ mod tls;
 mod udfs;
 
 pub use identity::{TokenSource, owner_token};
+pub use jobs::UdfJob;
 pub use secret::ServerSecret;
 pub use tls::{load_tls_config, serve_tls};
 
@@ -96,6 +98,8 @@ pub struct AppState {
     pub store: Store,
     /// The files root (`fd://`).
     pub storage: Arc<dyn Storage>,
+    /// Batch jobs.
+    pub jobs: Arc<dyn fused_jobs::store::JobStore>,
     /// Derives default tokens and signs URLs.
     pub secret: ServerSecret,
     /// The server's owner.
@@ -127,6 +131,8 @@ pub struct ServerParts {
     pub store: Store,
     /// The files root.
     pub storage: Arc<dyn Storage>,
+    /// Batch jobs.
+    pub jobs: Arc<dyn fused_jobs::store::JobStore>,
     /// The secret.
     pub secret: ServerSecret,
 }
@@ -180,6 +186,7 @@ impl AppState {
             cache: parts.cache,
             store,
             storage: parts.storage,
+            jobs: parts.jobs,
             secret: parts.secret,
             owner,
             config,
@@ -187,6 +194,12 @@ impl AppState {
             grant_cache: cache(),
             runs: realtime::Runs::default(),
         }))
+    }
+
+    /// A worker running this server's batch jobs (the `udf` kind) from its job store.
+    pub fn worker(self: &Arc<Self>) -> fused_jobs::Worker {
+        let kinds = fused_jobs::JobKinds::new().with("udf", Arc::new(UdfJob::new(self)));
+        fused_jobs::Worker::new(Arc::clone(&self.jobs), kinds)
     }
 
     /// The default shared token of a native UDF.
@@ -270,6 +283,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/udf-access-token/by-token/{token}",
             get(access::get).post(access::update).delete(access::revoke),
         )
+        .route("/v1/run", post(jobs::start))
+        .route("/v1/run/by-id/{id}", get(jobs::status))
+        .route("/v1/run/by-id/{id}/cancel", post(jobs::cancel))
+        .route("/v1/run/by-id/{id}/results", get(jobs::results))
+        .route("/v1/logs/{id}", get(jobs::logs))
+        .route("/v1/job/self", get(jobs::list))
         .route("/v1/files/list", get(files::list))
         .route("/v1/files/list-details", get(files::list_details))
         .route("/v1/files/get", get(files::get))

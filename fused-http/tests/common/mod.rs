@@ -96,6 +96,8 @@ pub struct TestServer {
     pub state: Arc<AppState>,
     /// The storage root (a temporary folder).
     pub root: tempfile::TempDir,
+    /// The server's own files (its job store).
+    pub data: tempfile::TempDir,
     pub transport: InProcessTransport,
     pub router: axum::Router,
     /// Runs of `echo` on this server.
@@ -118,6 +120,7 @@ impl TestServer {
         );
         let cache = Arc::new(fused_cache::MemoryCache::new(64 << 20));
         let root = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
         let storage = Arc::new(fused_storage::ObjectStorage::local(root.path()).unwrap());
         let parts = ServerParts {
             registry,
@@ -125,6 +128,11 @@ impl TestServer {
             cache,
             store: Store::memory().await.unwrap(),
             storage,
+            jobs: Arc::new(
+                fused_jobs::store::SqliteJobStore::open(&data.path().join("jobs.db"))
+                    .await
+                    .unwrap(),
+            ),
             secret: ServerSecret::new([1; 32]),
         };
         let mut config = ServerConfig {
@@ -133,11 +141,16 @@ impl TestServer {
         };
         tweak(&mut config);
         let state = AppState::new(parts, config).await.unwrap();
+        let worker = state
+            .worker()
+            .with_timing(Duration::from_secs(3), Duration::from_millis(20));
+        tokio::spawn(async move { worker.run(std::future::pending()).await });
         let router = server::router(Arc::clone(&state));
         Self {
             transport: InProcessTransport::new(router.clone()),
             state,
             root,
+            data,
             router,
             runs,
         }

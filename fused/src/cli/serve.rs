@@ -98,15 +98,20 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         run_start_wait: Duration::from_secs_f64(a.run_start_wait.clamp(0.0, 60.0)),
         ..ServerConfig::default()
     };
+    let jobs = fused_jobs::store::SqliteJobStore::open(&a.data_dir.join("jobs.db")).await?;
     let parts = ServerParts {
         registry: Arc::clone(&registry),
         executor,
         cache,
         store,
         storage,
+        jobs: Arc::new(jobs),
         secret,
     };
     let state = AppState::new(parts, config).await?;
+    // Batch jobs run in this process too (`fused worker` adds more workers on the same store).
+    let worker = state.worker();
+    tokio::spawn(async move { worker.run(std::future::pending()).await });
     let owner = OwnerToken {
         token: owner_token,
         source,
