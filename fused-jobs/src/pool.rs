@@ -627,6 +627,15 @@ impl JobPool {
             .collect()
     }
 
+    /// What each finished task printed, as printed (stdout and stderr apart).
+    pub fn raw_logs(&self) -> Vec<Option<fused_core::Logs>> {
+        self.inner
+            .tasks
+            .iter()
+            .map(|t| t.info().result.as_ref().map(|r| r.logs.clone()))
+            .collect()
+    }
+
     /// The logs of the first finished task.
     pub fn first_log(&self) -> Option<String> {
         self.logs().into_iter().flatten().next()

@@ -638,3 +638,9 @@ fn the_response_cache_survives_a_restart() {
     );
     assert!(ok && err.contains("removed 2"), "{err}");
 }
+
+#[test]
+fn sdk_runs_and_follows_batch_jobs() {
+    let s = Server::start();
+    run_python("sdk_jobs.py", Some(&s), &[]);
+}

@@ -299,7 +299,7 @@ impl JobKind for UdfJob {
         }
         ctx.progress(pool.len() as u64).await;
         let dir = results_dir(&job.id);
-        let logs = pool.logs();
+        let logs = pool.raw_logs();
         let formats = FormatPrefs::parse("");
         for (i, outcome) in pool.results().await.into_iter().enumerate() {
             let mut metadata = RunMetadata::default();
@@ -339,7 +339,8 @@ impl JobKind for UdfJob {
                     };
                 }
             }
-            sidecar["stdout"] = json!(log);
+            sidecar["stdout"] = json!(log.stdout);
+            sidecar["stderr"] = json!(log.stderr);
             state
                 .storage
                 .put(&format!("{dir}{name}"), body.into())
