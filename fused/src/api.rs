@@ -18,7 +18,9 @@ use std::path::Path;
 use std::sync::{OnceLock, RwLock};
 
 use bytes::Bytes;
-pub use fused_http::client::{FusedApi, UdfAccessToken, UdfKey, Upload, Whoami, Whose};
+pub use fused_http::client::{
+    FusedApi, JobLogLine, RunResponse, UdfAccessToken, UdfKey, Upload, Whoami, Whose,
+};
 
 use crate::Result;
 

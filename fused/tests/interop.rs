@@ -644,3 +644,90 @@ fn sdk_runs_and_follows_batch_jobs() {
     let s = Server::start();
     run_python("sdk_jobs.py", Some(&s), &[]);
 }
+
+/// A `udf` job config running `udf` over `input`.
+fn job_config(udf: &str, input: serde_json::Value) -> serde_json::Value {
+    let registry = fused::UdfRegistry::new();
+    fused::demos::register(&registry).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&registry.get(udf).unwrap().sdk_meta().to_json()).unwrap();
+    serde_json::json!({"name": udf, "steps": [{"type": "udf", "udf": meta, "input": input}]})
+}
+
+#[test]
+fn the_cli_follows_jobs_and_workers_run_them() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = Server::start();
+    let store = rt
+        .block_on(fused_jobs::store::SqliteJobStore::open(
+            &s._data.path().join("jobs.db"),
+        ))
+        .unwrap();
+    let new = |input| fused_jobs::store::NewJob {
+        kind: "udf".into(),
+        name: "cli".into(),
+        owner: String::new(),
+        config: job_config("hello", input),
+        total_tasks: 2,
+    };
+    use fused_jobs::store::JobStore;
+    // The owner's id: jobs are listed per owner.
+    let owner = rt
+        .block_on(fused_http::store::Store::open(s._data.path()))
+        .unwrap();
+    let owner_id = rt
+        .block_on(owner.user_by_email("owner@fused.local"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let job = rt
+        .block_on(store.create(fused_jobs::store::NewJob {
+            owner: owner_id,
+            ..new(serde_json::json!(["a", "b"]))
+        }))
+        .unwrap();
+    let (ok, out, err) = cli(&s, &["jobs", "wait", &job.id, "--timeout", "30"], None);
+    assert!(
+        ok && out.contains("Done") && out.contains("2/2"),
+        "{out}{err}"
+    );
+    let (ok, out, _) = cli(&s, &["jobs", "logs", &job.id], None);
+    assert!(ok && out.contains("Run #1 success"), "{out}");
+    let (ok, out, _) = cli(&s, &["jobs", "ls"], None);
+    assert!(ok && out.contains(&job.id), "{out}");
+    let (ok, out, _) = cli(&s, &["jobs", "status", &job.id], None);
+    assert!(ok && out.contains("Done"), "{out}");
+    let (ok, _, err) = cli(&s, &["jobs", "status", "nope"], None);
+    assert!(!ok && err.contains("404"), "{err}");
+
+    // `fused worker` runs jobs of a data folder nobody serves.
+    let data = tempfile::tempdir().unwrap();
+    let other = rt
+        .block_on(fused_jobs::store::SqliteJobStore::open(
+            &data.path().join("jobs.db"),
+        ))
+        .unwrap();
+    let j = rt
+        .block_on(other.create(new(serde_json::json!(["c", "d"]))))
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fused"))
+        .args(["worker", "--once", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ran one job"));
+    let done = rt.block_on(other.get(&j.id)).unwrap().unwrap();
+    assert_eq!(done.status, fused_jobs::store::JobStatus::Succeeded);
+    assert!(
+        data.path()
+            .join("files/_jobs")
+            .join(&j.id)
+            .join("0.parquet")
+            .exists()
+    );
+}

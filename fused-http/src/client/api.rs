@@ -615,6 +615,98 @@ impl FusedApi {
     }
 }
 
+/// A batch job's state, as `GET /run/by-id/{id}` (the SDK's `RunResponse`) tells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResponse {
+    /// The job's id.
+    pub job_id: String,
+    /// Its name.
+    pub job_name: String,
+    /// `Pending`, `Running`, `Done`, `Failed` or `Canceled`.
+    #[serde(default)]
+    pub job_status: Option<String>,
+    /// True once it will not change again.
+    pub terminal_status: bool,
+    /// Tasks in it.
+    pub total_tasks: u64,
+    /// Tasks finished.
+    pub finished_tasks: u64,
+}
+
+/// One log line of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLogLine {
+    /// When (epoch ms).
+    pub timestamp: i64,
+    /// What.
+    pub message: String,
+}
+
+impl FusedApi {
+    /// The caller's most recent jobs (`GET /job/self`).
+    pub async fn get_jobs(&self, n: usize) -> Result<Vec<Value>> {
+        let v = self
+            .get_json("/job/self", &[("limit", &n.to_string())])
+            .await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// A job's state.
+    pub async fn get_status(&self, job_id: &str) -> Result<RunResponse> {
+        Ok(serde_json::from_value(
+            self.get_json(&format!("/run/by-id/{job_id}"), &[]).await?,
+        )?)
+    }
+
+    /// A job's log lines after `since_ms` (all when `None`).
+    pub async fn get_logs(&self, job_id: &str, since_ms: Option<i64>) -> Result<Vec<JobLogLine>> {
+        let since = since_ms.map(|s| s.to_string());
+        let mut q = Vec::new();
+        if let Some(s) = &since {
+            q.push(("since_ms", s.as_str()));
+        }
+        Ok(serde_json::from_value(
+            self.get_json(&format!("/logs/{job_id}"), &q).await?,
+        )?)
+    }
+
+    /// Cancels a job.
+    pub async fn cancel_job(&self, job_id: &str) -> Result<RunResponse> {
+        let v = self
+            .json(
+                http::Method::POST,
+                self.url(&format!("/run/by-id/{job_id}/cancel"), &[]),
+                None,
+            )
+            .await?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// Waits until the job has ended (polling every `every`), at most `timeout`.
+    pub async fn wait_for_job(
+        &self,
+        job_id: &str,
+        every: std::time::Duration,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<RunResponse> {
+        let start = std::time::Instant::now();
+        loop {
+            let s = self.get_status(job_id).await?;
+            if s.terminal_status {
+                return Ok(s);
+            }
+            if timeout.is_some_and(|t| start.elapsed() >= t) {
+                return Err(Error::Transport(format!(
+                    "job {job_id} still {} after {:?}",
+                    s.job_status.as_deref().unwrap_or("running"),
+                    start.elapsed()
+                )));
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
 /// Characters escaped in a path segment.
 const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')

@@ -2,6 +2,7 @@
 
 mod cache;
 mod files;
+mod jobs;
 mod remote;
 mod run;
 mod serve;
@@ -34,6 +35,10 @@ enum Command {
     Token(token::TokenArgs),
     /// Cached results on this machine (cached() and the run cache): ls, clear.
     Cache(cache::CacheArgs),
+    /// Batch jobs on a server: ls, status, logs [--follow], cancel, wait.
+    Jobs(jobs::JobsArgs),
+    /// Run batch jobs from a server's job store (more workers for `fused serve`).
+    Worker(jobs::WorkerArgs),
 }
 
 pub(crate) async fn dispatch(cli: Cli) -> fused::Result<ExitCode> {
@@ -44,5 +49,7 @@ pub(crate) async fn dispatch(cli: Cli) -> fused::Result<ExitCode> {
         Command::Udf(a) => udf::udf(a).await,
         Command::Token(a) => token::token(a).await,
         Command::Cache(a) => cache::cache(a).await,
+        Command::Jobs(a) => jobs::jobs(a).await,
+        Command::Worker(a) => jobs::worker(a).await,
     }
 }

@@ -271,3 +271,33 @@ fn write_banner(
     writeln!(out)?;
     out.flush()
 }
+
+/// The state a `fused worker` runs jobs with: the same UDFs, files and job store as a
+/// `fused serve` on `data_dir` (default storage root), without listening.
+pub(crate) async fn state_for_worker(data_dir: &std::path::Path) -> fused::Result<Arc<AppState>> {
+    let registry = Arc::new(UdfRegistry::new());
+    fused::demos::register(&registry)?;
+    let executor = Arc::new(
+        fused::LocalExecutor::new(Arc::clone(&registry)).with_timeout(Duration::from_secs(130)),
+    );
+    let cache = fused::run_cache::open(&data_dir.join("cache"), 64 << 20, 1 << 30)?;
+    let storage = Arc::new(fused_storage::ObjectStorage::local(data_dir.join("files"))?);
+    let store = Store::open(data_dir)
+        .await
+        .map_err(fused_http::Error::from)?;
+    let jobs = fused_jobs::store::SqliteJobStore::open(&data_dir.join("jobs.db")).await?;
+    let parts = ServerParts {
+        registry,
+        executor,
+        cache,
+        store,
+        storage,
+        jobs: Arc::new(jobs),
+        secret: ServerSecret::from_data_dir(data_dir)?,
+    };
+    let config = ServerConfig {
+        data_dir: data_dir.to_owned(),
+        ..ServerConfig::default()
+    };
+    Ok(AppState::new(parts, config).await?)
+}
