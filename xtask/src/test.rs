@@ -8,6 +8,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let lint = !args.iter().any(|a| a == "--no-lint");
     let passthrough: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
     let python = pyenv::ensure()?;
+    ensure_postgres()?;
     if lint {
         sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
         sh(cargo().args([
@@ -41,4 +42,22 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     sh(cargo().args(["test", "--workspace", "--doc"]))?;
     eprintln!("xtask: all tests passed");
     Ok(())
+}
+
+/// The PostgreSQL server binaries the job store tests start a server with (Debian's
+/// `postgresql` package), installed when missing.
+fn ensure_postgres() -> Result<(), String> {
+    let present = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.path().join("bin/initdb").exists());
+    if present {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian's postgresql (the job store tests start a server)");
+    sh(Command::new("apt-get").args(["install", "-y", "-qq", "postgresql"])).map_err(|e| {
+        format!("{e}\ninstall PostgreSQL's server (apt-get install postgresql) and run again")
+    })
 }

@@ -5,10 +5,13 @@
 //! [`heartbeat`](JobStore::heartbeat); a job whose worker stopped renewing (killed mid-job) is
 //! claimed again once its lease has expired — or failed after `max_attempts` — so no job stays
 //! "running" forever and none runs twice at once. Logs are kept with millisecond timestamps.
-//! SQLite (one file, embedded) implements it here; PostgreSQL comes next behind the same trait.
+//! [`SqliteJobStore`] (one file, embedded: the default) and [`PostgresJobStore`] (for workers on
+//! several machines) implement it.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresJobStore;
 pub use sqlite::SqliteJobStore;
 
 use std::time::Duration;
