@@ -226,7 +226,7 @@ async fn two_workers_on_one_postgres_run_a_thousand_jobs_exactly_once() {
     for w in workers {
         w.await.unwrap();
     }
-    let taken = taken.lock().unwrap();
+    let taken = taken.lock().unwrap().clone();
     let unique: HashSet<_> = taken.iter().collect();
     assert_eq!(
         (taken.len(), unique.len()),
