@@ -52,7 +52,11 @@ async fn a_job_runs_logs_and_keeps_its_results() {
     )
     .await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["job_status"], "Pending");
+    // A worker may already have taken it.
+    assert!(
+        v["job_status"] == "Pending" || v["job_status"] == "Running",
+        "{v}"
+    );
     let id = v["job_id"].as_str().unwrap().to_owned();
     let done = wait_done(&s, &id).await;
     assert_eq!(done["job_status"], "Failed", "one task failed: {done}");

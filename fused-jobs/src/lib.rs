@@ -19,6 +19,6 @@ mod worker;
 
 pub use args::ArgList;
 pub use local::{DEFAULT_TIMEOUT, LocalExecutor};
-pub use pool::{JobPool, MAX_WORKERS, SubmitOptions, TaskError, TaskState, submit};
+pub use pool::{JobPool, MAX_WORKERS, SubmitOptions, TaskError, TaskState, check_calls, submit};
 pub use round_robin::RoundRobin;
 pub use worker::{JobContext, JobKind, JobKinds, Worker};

@@ -91,6 +91,8 @@ pub struct SubmitOptions {
     pub cache: bool,
     /// Arguments given to every call (they win over a task's own).
     pub constants: Args,
+    /// Run only the first call (the SDK's `debug_mode`): a quick check of a large fan-out.
+    pub debug_mode: bool,
 }
 
 impl Default for SubmitOptions {
@@ -104,6 +106,7 @@ impl Default for SubmitOptions {
             cache_max_age: None,
             cache: true,
             constants: Args::new(),
+            debug_mode: false,
         }
     }
 }
@@ -182,28 +185,16 @@ pub fn submit(
         .as_ref()
         .and_then(|u| u.schema().params.first().map(|p| p.name.clone()));
     let mut calls = arg_list.into_calls(first.as_deref())?;
+    if options.debug_mode {
+        calls.truncate(1);
+    }
     for args in &mut calls {
         for (k, v) in options.constants.iter() {
             args.insert(k.clone(), v.clone());
         }
     }
     if let Some(u) = &native {
-        // Bind every call now: a wrong name or type is an error before anything starts.
-        let schema = u.schema();
-        for (i, args) in calls.iter().enumerate() {
-            if !schema.open
-                && let Some((k, _)) = args.iter().find(|(k, _)| !schema.has(k))
-            {
-                let known: Vec<&str> = schema.params.iter().map(|p| p.name.as_str()).collect();
-                return Err(Error::Options(format!(
-                    "arg_list[{i}]: `{k}` is not a parameter of {} (it takes {})",
-                    u.name(),
-                    known.join(", ")
-                )));
-            }
-            u.bind(args, None)
-                .map_err(|e| Error::Options(format!("arg_list[{i}]: {e}")))?;
-        }
+        check_calls(u, &calls)?;
     }
     let max_workers = options.max_workers.clamp(1, MAX_WORKERS);
     let tasks = calls
@@ -236,6 +227,27 @@ pub fn submit(
         pool.start(i);
     }
     Ok(pool)
+}
+
+/// Checks every call against `udf` before anything starts: a name it does not declare, or a
+/// value of the wrong type, is an error naming the call.
+pub fn check_calls(udf: &fused_core::Udf, calls: &[Args]) -> Result<()> {
+    let schema = udf.schema();
+    for (i, args) in calls.iter().enumerate() {
+        if !schema.open
+            && let Some((k, _)) = args.iter().find(|(k, _)| !schema.has(k))
+        {
+            let known: Vec<&str> = schema.params.iter().map(|p| p.name.as_str()).collect();
+            return Err(Error::Options(format!(
+                "arg_list[{i}]: `{k}` is not a parameter of {} (it takes {})",
+                udf.name(),
+                known.join(", ")
+            )));
+        }
+        udf.bind(args, None)
+            .map_err(|e| Error::Options(format!("arg_list[{i}]: {e}")))?;
+    }
+    Ok(())
 }
 
 /// True for failures worth another attempt without being asked: timeouts and transport.

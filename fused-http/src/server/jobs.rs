@@ -86,12 +86,21 @@ pub(crate) async fn start(
     Json(body): Json<StartBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (meta, input) = udf_step(&body.config)?;
-    if let Target::Code(name) = state.target(&meta) {
-        return Err(ApiError::BadRequest(format!(
-            "UDF {name:?} is Python code; this server runs native UDFs only (the Python runtime \
-             is not available yet)"
-        )));
-    }
+    let udf = match state.target(&meta) {
+        Target::Native(u) => u,
+        Target::Code(name) => {
+            return Err(ApiError::BadRequest(format!(
+                "UDF {name:?} is Python code; this server runs native UDFs only (the Python \
+                 runtime is not available yet)"
+            )));
+        }
+    };
+    // Every call is checked now: a wrong argument is a 400, not a failed job later.
+    let first = udf.schema().params.first().map(|p| p.name.clone());
+    let calls = job_args(&udf, &input)
+        .into_calls(first.as_deref())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    fused_jobs::check_calls(&udf, &calls).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let name = body.config["name"]
         .as_str()
         .map(str::to_owned)
@@ -197,6 +206,25 @@ pub(crate) async fn list(
     )))
 }
 
+/// A job's input as calls: a map whose keys are all parameters is one call's arguments;
+/// anything else feeds the first parameter (as the SDK decides).
+fn job_args(udf: &fused_core::Udf, input: &[Value]) -> ArgList {
+    let maps = input.iter().all(|v| {
+        v.as_object()
+            .is_some_and(|m| m.keys().all(|k| udf.schema().has(k) || udf.schema().open))
+    });
+    if maps {
+        ArgList::Maps(
+            input
+                .iter()
+                .filter_map(|v| v.as_object().cloned())
+                .collect(),
+        )
+    } else {
+        ArgList::Scalars(input.to_vec())
+    }
+}
+
 /// Where a job's results live.
 fn results_dir(id: &str) -> String {
     format!("fd://_jobs/{id}/")
@@ -256,22 +284,7 @@ impl JobKind for UdfJob {
                 return Ok(JobStatus::Failed);
             }
         };
-        // A map whose keys are all parameters is one call's arguments; anything else feeds the
-        // first parameter (as the SDK decides).
-        let maps = input.iter().all(|v| {
-            v.as_object()
-                .is_some_and(|m| m.keys().all(|k| udf.schema().has(k) || udf.schema().open))
-        });
-        let args = if maps {
-            ArgList::Maps(
-                input
-                    .iter()
-                    .filter_map(|v| v.as_object().cloned())
-                    .collect(),
-            )
-        } else {
-            ArgList::Scalars(input.clone())
-        };
+        let args = job_args(&udf, &input);
         ctx.log(&format!("running {} on {} inputs", udf.name(), input.len()))
             .await;
         let pool = fused_jobs::submit(
