@@ -140,19 +140,22 @@ pub(crate) struct WorkerArgs {
     /// The data folder of the server whose jobs to run (its `jobs.db`, files and UDFs).
     #[arg(long, default_value = "fused-data", env = "FUSED_DATA_DIR")]
     data_dir: PathBuf,
+    /// The job store (as `fused serve --jobs`): a SQLite file or a PostgreSQL URL.
+    #[arg(long, env = "FUSED_JOBS")]
+    jobs: Option<String>,
     /// Take one job (if any), run it, and stop.
     #[arg(long)]
     once: bool,
 }
 
 pub(crate) async fn worker(a: WorkerArgs) -> fused::Result<ExitCode> {
-    let state = super::serve::state_for_worker(&a.data_dir).await?;
+    let state = super::serve::state_for_worker(&a.data_dir, a.jobs.as_deref()).await?;
     let worker = state.worker();
-    eprintln!(
-        "worker {} on {}",
-        worker.name(),
-        a.data_dir.join("jobs.db").display()
-    );
+    let store = a
+        .jobs
+        .clone()
+        .unwrap_or_else(|| a.data_dir.join("jobs.db").display().to_string());
+    eprintln!("worker {} on {store}", worker.name());
     if a.once {
         let ran = worker.run_one().await?;
         eprintln!("{}", if ran { "ran one job" } else { "no job waiting" });

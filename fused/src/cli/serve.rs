@@ -28,6 +28,10 @@ pub(crate) struct ServeArgs {
     /// Root of fd://: a local folder, or s3://bucket/prefix in builds with cloud storage.
     #[arg(long, env = "FUSED_STORAGE")]
     storage: Option<String>,
+    /// The job store: a SQLite file (default: jobs.db in the data folder) or a PostgreSQL URL
+    /// (postgres://…) shared with `fused worker`s on other machines.
+    #[arg(long, env = "FUSED_JOBS")]
+    jobs: Option<String>,
     /// E-mail of the server's owner (native UDFs are saved UDFs of this user).
     #[arg(long, default_value = "owner@fused.local", env = "FUSED_OWNER_EMAIL")]
     owner_email: String,
@@ -98,14 +102,14 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         run_start_wait: Duration::from_secs_f64(a.run_start_wait.clamp(0.0, 60.0)),
         ..ServerConfig::default()
     };
-    let jobs = fused_jobs::store::SqliteJobStore::open(&a.data_dir.join("jobs.db")).await?;
+    let jobs = open_jobs(a.jobs.as_deref(), &a.data_dir).await?;
     let parts = ServerParts {
         registry: Arc::clone(&registry),
         executor,
         cache,
         store,
         storage,
-        jobs: Arc::new(jobs),
+        jobs,
         secret,
     };
     let state = AppState::new(parts, config).await?;
@@ -272,9 +276,28 @@ fn write_banner(
     out.flush()
 }
 
+/// The job store `spec` names: a PostgreSQL URL, a SQLite file, or `data_dir/jobs.db`.
+pub(crate) async fn open_jobs(
+    spec: Option<&str>,
+    data_dir: &std::path::Path,
+) -> fused::Result<Arc<dyn fused_jobs::store::JobStore>> {
+    Ok(match spec {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(fused_jobs::store::PostgresJobStore::connect(url).await?)
+        }
+        Some(path) => {
+            Arc::new(fused_jobs::store::SqliteJobStore::open(std::path::Path::new(path)).await?)
+        }
+        None => Arc::new(fused_jobs::store::SqliteJobStore::open(&data_dir.join("jobs.db")).await?),
+    })
+}
+
 /// The state a `fused worker` runs jobs with: the same UDFs, files and job store as a
 /// `fused serve` on `data_dir` (default storage root), without listening.
-pub(crate) async fn state_for_worker(data_dir: &std::path::Path) -> fused::Result<Arc<AppState>> {
+pub(crate) async fn state_for_worker(
+    data_dir: &std::path::Path,
+    jobs: Option<&str>,
+) -> fused::Result<Arc<AppState>> {
     let registry = Arc::new(UdfRegistry::new());
     fused::demos::register(&registry)?;
     let executor = Arc::new(
@@ -285,14 +308,14 @@ pub(crate) async fn state_for_worker(data_dir: &std::path::Path) -> fused::Resul
     let store = Store::open(data_dir)
         .await
         .map_err(fused_http::Error::from)?;
-    let jobs = fused_jobs::store::SqliteJobStore::open(&data_dir.join("jobs.db")).await?;
+    let jobs = open_jobs(jobs, data_dir).await?;
     let parts = ServerParts {
         registry,
         executor,
         cache,
         store,
         storage,
-        jobs: Arc::new(jobs),
+        jobs,
         secret: ServerSecret::from_data_dir(data_dir)?,
     };
     let config = ServerConfig {
