@@ -215,3 +215,27 @@ async fn bad_jobs_are_refused_before_they_start() {
     );
     assert_eq!(s.get("/v1/job/self").await.status, 401);
 }
+
+#[tokio::test]
+async fn the_rust_client_starts_and_follows_jobs() {
+    let s = TestServer::new().await;
+    let api = s.api();
+    let echo = api.get_udf("echo").await.unwrap();
+    let udf: Value = serde_json::from_str(&echo.to_json()).unwrap();
+    let config = json!({"name": "from-rust", "steps": [{"type": "udf", "udf": udf,
+        "input": [{"n": 2, "mode": "json"}, {"n": 3, "mode": "json"}]}]});
+    let job = api.start_job(config).await.unwrap();
+    let done = job.wait(&api, Some(Duration::from_secs(20))).await.unwrap();
+    assert_eq!(done.job_status.as_deref(), Some("Done"));
+    assert_eq!((done.total_tasks, done.finished_tasks), (2, 2));
+    assert!(job.exec_time(&api).await.unwrap() < Duration::from_secs(20));
+    let logs = job.logs(&api, None).await.unwrap();
+    assert!(logs.iter().any(|l| l.message.contains("Run #1 success")));
+    let listed = api.get_jobs(5).await.unwrap();
+    assert_eq!(listed[0]["id"], job.job_id.as_str());
+    let tail = api
+        .tail_logs(&job.job_id, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert!(tail.terminal_status);
+}

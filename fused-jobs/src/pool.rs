@@ -716,6 +716,13 @@ impl JobPool {
     }
 }
 
+impl JobPool {
+    /// The same as [`collect`](Self::collect) (the SDK's name for it too).
+    pub async fn df(&self, ignore_exceptions: bool, flatten: bool) -> Result<RecordBatch> {
+        self.collect(ignore_exceptions, flatten).await
+    }
+}
+
 /// Two tables side by side (same number of rows); a name clash keeps the right one's.
 fn hstack(left: &RecordBatch, right: &RecordBatch) -> Result<RecordBatch> {
     let mut fields = Vec::new();

@@ -642,7 +642,98 @@ pub struct JobLogLine {
     pub message: String,
 }
 
+impl RunResponse {
+    /// The job's state now.
+    pub async fn refresh(&self, api: &FusedApi) -> Result<RunResponse> {
+        api.get_status(&self.job_id).await
+    }
+
+    /// Waits for the job's end.
+    pub async fn wait(
+        &self,
+        api: &FusedApi,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<RunResponse> {
+        api.wait_for_job(&self.job_id, std::time::Duration::from_millis(500), timeout)
+            .await
+    }
+
+    /// Cancels the job.
+    pub async fn cancel(&self, api: &FusedApi) -> Result<RunResponse> {
+        api.cancel_job(&self.job_id).await
+    }
+
+    /// The job's logs.
+    pub async fn logs(&self, api: &FusedApi, since_ms: Option<i64>) -> Result<Vec<JobLogLine>> {
+        api.get_logs(&self.job_id, since_ms).await
+    }
+
+    /// Time from the job's first log line to its last.
+    pub async fn exec_time(&self, api: &FusedApi) -> Result<std::time::Duration> {
+        api.get_exec_time(&self.job_id).await
+    }
+}
+
 impl FusedApi {
+    /// Starts a batch job from a job config (`{"name", "steps": [{"type": "udf", "udf": …,
+    /// "input": [...]}]}`), as `POST /run`.
+    pub async fn start_job(&self, config: Value) -> Result<RunResponse> {
+        let v = self
+            .json(
+                http::Method::POST,
+                self.url("/run", &[]),
+                Some(json!({ "config": config, "send_status_email": false })),
+            )
+            .await?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// Prints a job's log lines.
+    pub async fn print_logs(&self, job_id: &str) -> Result<()> {
+        for l in self.get_logs(job_id, None).await? {
+            println!("{}", l.message);
+        }
+        Ok(())
+    }
+
+    /// Prints a job's log lines as they come, until it ends (or `timeout`).
+    pub async fn tail_logs(
+        &self,
+        job_id: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<RunResponse> {
+        let start = std::time::Instant::now();
+        let mut since = None;
+        loop {
+            for l in self.get_logs(job_id, since).await? {
+                println!("{}", l.message);
+                since = Some(l.timestamp);
+            }
+            let s = self.get_status(job_id).await?;
+            if s.terminal_status {
+                for l in self.get_logs(job_id, since).await? {
+                    println!("{}", l.message);
+                }
+                return Ok(s);
+            }
+            if timeout.is_some_and(|t| start.elapsed() >= t) {
+                return Ok(s);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Time from a job's first log line to its last (as the SDK's `get_exec_time`).
+    pub async fn get_exec_time(&self, job_id: &str) -> Result<std::time::Duration> {
+        let logs = self.get_logs(job_id, None).await?;
+        match (logs.first(), logs.last()) {
+            (Some(a), Some(b)) => Ok(std::time::Duration::from_millis(
+                (b.timestamp - a.timestamp).max(0) as u64,
+            )),
+            _ => Err(Error::NotFound(format!("job {job_id} has no logs yet"))),
+        }
+    }
+
     /// The caller's most recent jobs (`GET /job/self`).
     pub async fn get_jobs(&self, n: usize) -> Result<Vec<Value>> {
         let v = self
