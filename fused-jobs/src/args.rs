@@ -106,7 +106,7 @@ fn rows(b: &RecordBatch) -> Result<Vec<Args>> {
 /// A column of JSON values, typed when they agree (integers, numbers, booleans, text), else the
 /// values' JSON text.
 pub(crate) fn column(values: &[Option<&Value>]) -> (DataType, ArrayRef) {
-    let present = || values.iter().flatten();
+    let present = || values.iter().flatten().filter(|v| !v.is_null());
     if present().all(|v| v.is_i64()) {
         let mut b = Int64Builder::new();
         values

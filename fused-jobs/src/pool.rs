@@ -172,6 +172,11 @@ pub fn submit(
     arg_list: impl Into<ArgList>,
     options: SubmitOptions,
 ) -> Result<JobPool> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::Options(
+            "submit runs its tasks on a tokio runtime; call it from within one".into(),
+        ));
+    }
     let udf = udf.into();
     let arg_list = arg_list.into();
     if arg_list.is_empty() {
@@ -250,10 +255,13 @@ pub fn check_calls(udf: &fused_core::Udf, calls: &[Args]) -> Result<()> {
     Ok(())
 }
 
-/// True for failures worth another attempt without being asked: timeouts and transport.
+/// True for failures worth another attempt without being asked: timeouts and transport
+/// errors (a refused call — unknown UDF, bad argument, recursion — fails the same again).
 fn retryable(r: &std::result::Result<RunResult, Error>, retry_errors: bool) -> bool {
     match r {
-        Err(_) => true,
+        Err(Error::Transport(_) | Error::Io(_) | Error::Storage(_)) => true,
+        Err(Error::Http { status, .. }) => *status >= 500 || *status == 429,
+        Err(_) => false,
         Ok(res) => match &res.output {
             Ok(_) => false,
             Err(f) => f.kind == FailureKind::Timeout || retry_errors,
@@ -265,22 +273,30 @@ impl JobPool {
     fn start(&self, i: usize) {
         let inner = Arc::clone(&self.inner);
         let handle = tokio::spawn(async move {
-            let Ok(_permit) = Arc::clone(&inner.workers).acquire_owned().await else {
-                return;
+            // Whatever happens to this task (a panic in an executor), it ends as a result.
+            let mut guard = Unfinished {
+                inner: &inner,
+                i,
+                armed: true,
             };
             let task = &inner.tasks[i];
-            {
-                let mut info = task.info();
-                if info.state == TaskState::Cancelled {
-                    return;
-                }
-                info.state = TaskState::Running;
-                info.started = Some(Instant::now());
-            }
-            inner.changed.notify_waiters();
             let o = &inner.options;
             let mut attempt = 0u32;
             let outcome = loop {
+                let Ok(permit) = Arc::clone(&inner.workers).acquire_owned().await else {
+                    guard.armed = false;
+                    return;
+                };
+                {
+                    let mut info = task.info();
+                    if info.state == TaskState::Cancelled {
+                        guard.armed = false;
+                        return;
+                    }
+                    info.state = TaskState::Running;
+                    info.started.get_or_insert_with(Instant::now);
+                }
+                inner.changed.notify_waiters();
                 let mut call = UdfCall::new(inner.udf.clone(), task.args.clone());
                 if let Some(t) = o.attempt_timeout {
                     call = call.with_timeout(t);
@@ -291,6 +307,8 @@ impl JobPool {
                     call = call.with_cache_max_age(m);
                 }
                 let r = inner.executor.execute(call).await;
+                // The slot is free while this task waits to retry.
+                drop(permit);
                 task.info().attempts = attempt + 1;
                 if attempt < o.max_retry && retryable(&r, o.retry_errors) {
                     let base = o.retry_delay.as_secs_f64() * 2f64.powi(attempt.min(16) as i32);
@@ -302,21 +320,25 @@ impl JobPool {
                 }
                 break r;
             };
+            guard.armed = false;
             {
                 let mut info = task.info();
-                info.ended = Some(Instant::now());
-                match outcome {
-                    Ok(res) => {
-                        info.state = match &res.output {
-                            Ok(_) => TaskState::Success,
-                            Err(f) if f.kind == FailureKind::Timeout => TaskState::Timeout,
-                            Err(_) => TaskState::Error,
-                        };
-                        info.result = Some(res);
-                    }
-                    Err(e) => {
-                        info.state = TaskState::Error;
-                        info.error = Some(e.to_string());
+                // Cancelled while its last attempt finished: it stays cancelled.
+                if info.state != TaskState::Cancelled {
+                    info.ended = Some(Instant::now());
+                    match outcome {
+                        Ok(res) => {
+                            info.state = match &res.output {
+                                Ok(_) => TaskState::Success,
+                                Err(f) if f.kind == FailureKind::Timeout => TaskState::Timeout,
+                                Err(_) => TaskState::Error,
+                            };
+                            info.result = Some(res);
+                        }
+                        Err(e) => {
+                            info.state = TaskState::Error;
+                            info.error = Some(e.to_string());
+                        }
                     }
                 }
             }
@@ -670,14 +692,26 @@ impl JobPool {
         let all_tables =
             !kept.is_empty() && kept.iter().all(|(_, o)| matches!(o, Output::Table(_)));
         if flatten && all_tables {
+            // One argument table for all kept tasks, so every part gets the same column types.
+            let all_args: Vec<&Args> = kept
+                .iter()
+                .map(|(i, _)| &self.inner.tasks[*i].args)
+                .collect();
+            let arg_table = args_table(&all_args)?;
             let mut parts = Vec::new();
-            for (i, o) in &kept {
+            for (row, (_, o)) in kept.iter().enumerate() {
                 let Output::Table(t) = o else { continue };
-                let rows = t.num_rows();
-                let args = vec![&self.inner.tasks[*i].args; rows];
-                let arg_cols = args_table(&args)?;
                 for b in t.batches() {
-                    let arg_part = arg_cols.slice(0, b.num_rows());
+                    let idx = arrow::array::UInt32Array::from(vec![row as u32; b.num_rows()]);
+                    let cols = arg_table
+                        .columns()
+                        .iter()
+                        .map(|c| arrow::compute::take(c.as_ref(), &idx, None))
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    let opts = arrow::record_batch::RecordBatchOptions::new()
+                        .with_row_count(Some(b.num_rows()));
+                    let arg_part =
+                        RecordBatch::try_new_with_options(arg_table.schema(), cols, &opts)?;
                     parts.push(hstack(&arg_part, b)?);
                 }
             }
@@ -713,6 +747,29 @@ impl JobPool {
             vec![result],
         )?;
         hstack(&arg_cols, &extra)
+    }
+}
+
+/// Marks a task failed if it ends without a result (its future panicked or was dropped).
+struct Unfinished<'a> {
+    inner: &'a Inner,
+    i: usize,
+    armed: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut info = self.inner.tasks[self.i].info();
+        if !info.state.is_finished() {
+            info.state = TaskState::Error;
+            info.ended = Some(Instant::now());
+            info.error = Some("the task stopped without a result (it panicked)".into());
+        }
+        drop(info);
+        self.inner.changed.notify_waiters();
     }
 }
 

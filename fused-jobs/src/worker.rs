@@ -72,6 +72,13 @@ impl JobKinds {
     pub fn get(&self, kind: &str) -> Option<Arc<dyn JobKind>> {
         self.0.get(kind).cloned()
     }
+
+    /// The kinds there are runners for.
+    pub fn names(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.0.keys().cloned().collect();
+        k.sort();
+        k
+    }
 }
 
 /// Takes jobs from a store and runs them, one at a time, renewing its lease while it works.
@@ -122,7 +129,7 @@ impl Worker {
         loop {
             let next = tokio::select! {
                 () = &mut shutdown => return,
-                j = self.store.claim(&self.name, self.lease, self.max_attempts) => j,
+                j = self.claim() => j,
             };
             match next {
                 Ok(Some(job)) => self.process(job).await,
@@ -142,17 +149,22 @@ impl Worker {
 
     /// Takes and runs the next job, if any; returns whether there was one.
     pub async fn run_one(&self) -> Result<bool> {
-        match self
-            .store
-            .claim(&self.name, self.lease, self.max_attempts)
-            .await?
-        {
+        match self.claim().await? {
             Some(job) => {
                 self.process(job).await;
                 Ok(true)
             }
             None => Ok(false),
         }
+    }
+
+    /// Takes the next job of a kind this worker runs.
+    async fn claim(&self) -> Result<Option<JobRecord>> {
+        let names = self.kinds.names();
+        let kinds: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.store
+            .claim(&self.name, self.lease, self.max_attempts, &kinds)
+            .await
     }
 
     async fn process(&self, job: JobRecord) {
@@ -162,8 +174,9 @@ impl Worker {
             id: job.id.clone(),
             cancelled: Arc::clone(&cancelled),
         };
-        // Renew the lease; a refusal (cancelled, or taken over) stops the job.
-        let beat = {
+        // Renew the lease (and look for a cancellation) every few seconds; a refusal
+        // (cancelled, taken over), or no successful renewal for a whole lease, stops the job.
+        let beat = AbortOnDrop({
             let (store, id, name, lease) = (
                 Arc::clone(&self.store),
                 job.id.clone(),
@@ -171,42 +184,76 @@ impl Worker {
                 self.lease,
             );
             let flag = Arc::clone(&cancelled);
+            let every = (lease / 3).min(Duration::from_secs(2));
             tokio::spawn(async move {
+                let mut renewed = std::time::Instant::now();
                 loop {
-                    tokio::time::sleep(lease / 3).await;
+                    tokio::time::sleep(every).await;
                     match store.heartbeat(&id, &name, lease).await {
-                        Ok(true) => {}
+                        Ok(true) => renewed = std::time::Instant::now(),
                         Ok(false) => {
                             flag.store(true, Ordering::SeqCst);
                             return;
                         }
                         Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                     }
+                    if renewed.elapsed() >= lease {
+                        // Another worker may hold it by now: stop rather than run it twice.
+                        tracing::warn!(job = %id, "lease not renewed for a whole lease; stopping");
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
                 }
             })
-        };
+        });
         let status = match self.kinds.get(&job.kind) {
             None => {
                 ctx.log(&format!("ERROR: no runner for jobs of kind {:?}", job.kind))
                     .await;
                 JobStatus::Failed
             }
-            Some(runner) => match runner.run(&job, &ctx).await {
-                Ok(s) if ctx.cancelled() => {
-                    let _ = s;
-                    JobStatus::Cancelled
+            Some(runner) => {
+                use futures::FutureExt;
+                let run = std::panic::AssertUnwindSafe(runner.run(&job, &ctx)).catch_unwind();
+                match run.await {
+                    Ok(Ok(_)) if ctx.cancelled() => JobStatus::Cancelled,
+                    Ok(Ok(s)) if s.is_terminal() => s,
+                    Ok(Ok(s)) => {
+                        ctx.log(&format!("ERROR: the runner ended the job {}", s.as_str()))
+                            .await;
+                        JobStatus::Failed
+                    }
+                    Ok(Err(e)) => {
+                        ctx.log(&format!("ERROR: {e}")).await;
+                        JobStatus::Failed
+                    }
+                    Err(_) => {
+                        ctx.log("ERROR: the job's runner panicked").await;
+                        JobStatus::Failed
+                    }
                 }
-                Ok(s) => s,
-                Err(e) => {
-                    ctx.log(&format!("ERROR: {e}")).await;
-                    JobStatus::Failed
-                }
-            },
+            }
         };
-        beat.abort();
+        drop(beat);
         ctx.log(&format!("finished: {}", status.sdk_name())).await;
-        if let Err(e) = self.store.finish(&job.id, &self.name, status).await {
-            tracing::warn!(error = %e, "could not record the end of job {}", job.id);
+        // A lost finish would run a finished job again: it is retried a few times.
+        for attempt in 0..5u32 {
+            match self.store.finish(&job.id, &self.name, status).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "could not record the end of job {}", job.id);
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
         }
+    }
+}
+
+/// Aborts a task when dropped (a worker that stops mid-job must not keep renewing its lease).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -164,15 +164,15 @@ async fn jobs_on_postgres_claims_leases_cancel_and_logs() {
     assert_eq!(s.list(Some("ann"), 0, 10).await.unwrap().len(), 1);
     assert_eq!(s.list(None, 0, 10).await.unwrap().len(), 1);
     let c = s
-        .claim("w1", Duration::from_millis(50), 2)
+        .claim("w1", Duration::from_millis(50), 2, &["udf"])
         .await
         .unwrap()
         .unwrap();
     assert_eq!((c.id.as_str(), c.attempts), (j.id.as_str(), 1));
-    assert!(s.claim("w2", LEASE, 2).await.unwrap().is_none());
+    assert!(s.claim("w2", LEASE, 2, &["udf"]).await.unwrap().is_none());
     // w1 stops: after its lease, w2 takes it; w1 can no longer finish it.
     tokio::time::sleep(Duration::from_millis(80)).await;
-    let again = s.claim("w2", LEASE, 2).await.unwrap().unwrap();
+    let again = s.claim("w2", LEASE, 2, &["udf"]).await.unwrap().unwrap();
     assert_eq!(again.attempts, 2);
     assert!(!s.finish(&j.id, "w1", JobStatus::Succeeded).await.unwrap());
     s.log(&j.id, "working").await.unwrap();
@@ -212,7 +212,7 @@ async fn two_workers_on_one_postgres_run_a_thousand_jobs_exactly_once() {
         let taken = Arc::clone(&taken);
         workers.push(tokio::spawn(async move {
             let name = format!("w{w}");
-            while let Some(j) = store.claim(&name, LEASE, 3).await.unwrap() {
+            while let Some(j) = store.claim(&name, LEASE, 3, &["udf"]).await.unwrap() {
                 taken.lock().unwrap().push(j.id.clone());
                 assert!(
                     store

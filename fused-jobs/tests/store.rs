@@ -32,13 +32,13 @@ async fn a_job_s_life() {
     assert_eq!(j.status, JobStatus::Pending);
     assert_eq!(s.list(Some("ann"), 0, 10).await.unwrap().len(), 1);
     assert!(s.list(Some("bob"), 0, 10).await.unwrap().is_empty());
-    let c = s.claim("w1", LEASE, 3).await.unwrap().unwrap();
+    let c = s.claim("w1", LEASE, 3, &["udf"]).await.unwrap().unwrap();
     assert_eq!(
         (c.id.as_str(), c.status, c.attempts),
         (j.id.as_str(), JobStatus::Running, 1)
     );
     assert!(
-        s.claim("w2", LEASE, 3).await.unwrap().is_none(),
+        s.claim("w2", LEASE, 3, &["udf"]).await.unwrap().is_none(),
         "held by w1"
     );
     assert!(s.heartbeat(&j.id, "w1", LEASE).await.unwrap());
@@ -70,9 +70,9 @@ async fn a_stopped_worker_s_job_is_taken_again_then_failed() {
         .unwrap();
     let j = s.create(job("b")).await.unwrap();
     let short = Duration::from_millis(50);
-    s.claim("dead1", short, 2).await.unwrap().unwrap();
+    s.claim("dead1", short, 2, &["udf"]).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
-    let again = s.claim("w2", short, 2).await.unwrap().unwrap();
+    let again = s.claim("w2", short, 2, &["udf"]).await.unwrap().unwrap();
     assert_eq!((again.id.as_str(), again.attempts), (j.id.as_str(), 2));
     assert!(
         !s.heartbeat(&j.id, "dead1", short).await.unwrap(),
@@ -85,7 +85,7 @@ async fn a_stopped_worker_s_job_is_taken_again_then_failed() {
     );
     // w2 stops too: with max_attempts 2 the job fails instead of running a third time.
     tokio::time::sleep(Duration::from_millis(80)).await;
-    assert!(s.claim("w3", short, 2).await.unwrap().is_none());
+    assert!(s.claim("w3", short, 2, &["udf"]).await.unwrap().is_none());
     let failed = s.get(&j.id).await.unwrap().unwrap();
     assert_eq!(failed.status, JobStatus::Failed);
     assert!(
@@ -107,11 +107,11 @@ async fn cancelling_pending_and_running_jobs() {
     let c = s.cancel(&a.id).await.unwrap().unwrap();
     assert_eq!(c.status, JobStatus::Cancelled);
     assert!(
-        s.claim("w", LEASE, 3).await.unwrap().is_none(),
+        s.claim("w", LEASE, 3, &["udf"]).await.unwrap().is_none(),
         "a cancelled job is not taken"
     );
     let b = s.create(job("b")).await.unwrap();
-    s.claim("w", LEASE, 3).await.unwrap().unwrap();
+    s.claim("w", LEASE, 3, &["udf"]).await.unwrap().unwrap();
     let c = s.cancel(&b.id).await.unwrap().unwrap();
     assert!(c.cancel_requested && c.status == JobStatus::Running);
     assert!(
@@ -142,7 +142,7 @@ async fn workers_in_two_processes_take_each_job_once() {
         let taken = Arc::clone(&taken);
         workers.push(tokio::spawn(async move {
             let name = format!("w{w}");
-            while let Some(j) = store.claim(&name, LEASE, 3).await.unwrap() {
+            while let Some(j) = store.claim(&name, LEASE, 3, &["udf"]).await.unwrap() {
                 taken.lock().unwrap().push(j.id.clone());
                 assert!(
                     store

@@ -252,3 +252,39 @@ async fn tail_follows_until_done_or_times_out() {
     assert!(e.to_string().contains("Run #0: running"), "{e}");
     pool.cancel();
 }
+
+#[tokio::test]
+async fn collect_types_argument_columns_across_all_tasks() {
+    let ex = setup();
+    let calls = vec![
+        json!({"n": 1}),
+        json!({"n": 2, "label": "x"}),
+        json!({"n": 1, "label": null}),
+    ];
+    let pool = submit(ex, rows(), calls, SubmitOptions::default()).unwrap();
+    let t = pool.collect(false, true).await.unwrap();
+    assert_eq!(t.num_rows(), 4);
+    let label = t.column_by_name("label").unwrap();
+    assert_eq!(label.data_type(), &arrow::datatypes::DataType::Utf8);
+    assert_eq!(label.null_count(), 2);
+    assert!(
+        submit(
+            setup(),
+            rows(),
+            vec![json!({"n": 1})],
+            SubmitOptions {
+                debug_mode: true,
+                ..Default::default()
+            }
+        )
+        .unwrap()
+        .len()
+            == 1
+    );
+}
+
+#[test]
+fn submit_outside_a_runtime_is_an_error_not_a_panic() {
+    let e = submit(setup(), square(), vec![1], SubmitOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("runtime"), "{e}");
+}

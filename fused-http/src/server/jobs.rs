@@ -312,6 +312,11 @@ impl JobKind for UdfJob {
         }
         ctx.progress(pool.len() as u64).await;
         let dir = results_dir(&job.id);
+        // A job taken again (its first worker stopped) starts from an empty folder.
+        match state.storage.delete(&dir, None).await {
+            Ok(_) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
         let logs = pool.raw_logs();
         let formats = FormatPrefs::parse("");
         for (i, outcome) in pool.results().await.into_iter().enumerate() {

@@ -150,14 +150,16 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Jobs of `owner` (or everyone's), newest first.
     async fn list(&self, owner: Option<&str>, skip: usize, limit: usize) -> Result<Vec<JobRecord>>;
 
-    /// Takes the oldest job that is pending — or running under an expired lease (its worker
-    /// stopped) — for `worker`, for `lease`. Jobs taken `max_attempts` times already are
-    /// failed instead. At most one worker gets a given job at a time.
+    /// Takes the oldest job of one of `kinds` that is pending — or running under an expired
+    /// lease (its worker stopped) — for `worker`, for `lease`. Jobs taken `max_attempts` times
+    /// already are failed instead, and cancelled ones whose worker stopped are marked
+    /// cancelled. At most one worker gets a given job at a time.
     async fn claim(
         &self,
         worker: &str,
         lease: Duration,
         max_attempts: u32,
+        kinds: &[&str],
     ) -> Result<Option<JobRecord>>;
 
     /// Renews `worker`'s lease; `false` when it no longer holds the job, or cancellation was

@@ -151,6 +151,7 @@ impl JobStore for PostgresJobStore {
         worker: &str,
         lease: Duration,
         max_attempts: u32,
+        kinds: &[&str],
     ) -> Result<Option<JobRecord>> {
         let now = now_ms();
         // Jobs abandoned too often are failed rather than tried again.
@@ -172,11 +173,21 @@ impl JobStore for PostgresJobStore {
             )
             .await?;
         }
+        // A cancelled job whose worker stopped is cancelled, not left running.
+        sqlx::query(
+            "UPDATE jobs SET status = 'cancelled', worker = NULL, updated_ms = $1 \
+             WHERE status = 'running' AND lease_until < $2 AND cancel_requested = 1",
+        )
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         // One statement: SQLite runs it atomically, so two workers never take the same job.
         let row = sqlx::query(
             "UPDATE jobs SET status = 'running', worker = $1, lease_until = $2, heartbeat_ms = $3, \
              attempts = attempts + 1, updated_ms = $4 \
-             WHERE id = (SELECT id FROM jobs WHERE cancel_requested = 0 AND \
+             WHERE id = (SELECT id FROM jobs WHERE cancel_requested = 0 AND kind = ANY($6) AND \
                  (status = 'pending' OR (status = 'running' AND lease_until < $5)) \
                  ORDER BY created_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING *",
@@ -186,6 +197,12 @@ impl JobStore for PostgresJobStore {
         .bind(now)
         .bind(now)
         .bind(now)
+        .bind(
+            kinds
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect::<Vec<String>>(),
+        )
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
@@ -196,8 +213,12 @@ impl JobStore for PostgresJobStore {
             } else {
                 ""
             };
-            self.log(&j.id, &format!("taken by worker {worker}{again}"))
-                .await?;
+            let logged = self
+                .log(&j.id, &format!("taken by worker {worker}{again}"))
+                .await;
+            if let Err(e) = logged {
+                tracing::warn!(error = %e, "could not log a claim");
+            }
         }
         Ok(job)
     }
@@ -229,6 +250,12 @@ impl JobStore for PostgresJobStore {
     }
 
     async fn finish(&self, id: &str, worker: &str, status: JobStatus) -> Result<bool> {
+        if !status.is_terminal() {
+            return Err(Error::Options(format!(
+                "a job ends succeeded, failed or cancelled, not {}",
+                status.as_str()
+            )));
+        }
         let done = sqlx::query(
             "UPDATE jobs SET status = $1, worker = NULL, lease_until = NULL, updated_ms = $2 \
              WHERE id = $3 AND worker = $4 AND status = 'running'",

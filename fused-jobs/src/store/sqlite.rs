@@ -150,6 +150,7 @@ impl JobStore for SqliteJobStore {
         worker: &str,
         lease: Duration,
         max_attempts: u32,
+        kinds: &[&str],
     ) -> Result<Option<JobRecord>> {
         let now = now_ms();
         // Jobs abandoned too often are failed rather than tried again.
@@ -171,11 +172,22 @@ impl JobStore for SqliteJobStore {
             )
             .await?;
         }
+        // A cancelled job whose worker stopped is cancelled, not left running.
+        sqlx::query(
+            "UPDATE jobs SET status = 'cancelled', worker = NULL, updated_ms = ? \
+             WHERE status = 'running' AND lease_until < ? AND cancel_requested = 1",
+        )
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         // One statement: SQLite runs it atomically, so two workers never take the same job.
         let row = sqlx::query(
             "UPDATE jobs SET status = 'running', worker = ?, lease_until = ?, heartbeat_ms = ?, \
              attempts = attempts + 1, updated_ms = ? \
-             WHERE id = (SELECT id FROM jobs WHERE cancel_requested = 0 AND \
+             WHERE id = (SELECT id FROM jobs WHERE cancel_requested = 0 \
+                 AND kind IN (SELECT value FROM json_each(?)) AND \
                  (status = 'pending' OR (status = 'running' AND lease_until < ?)) \
                  ORDER BY created_ms, id LIMIT 1) \
              RETURNING *",
@@ -184,6 +196,7 @@ impl JobStore for SqliteJobStore {
         .bind(now + lease.as_millis() as i64)
         .bind(now)
         .bind(now)
+        .bind(serde_json::to_string(kinds).unwrap_or_else(|_| "[]".into()))
         .bind(now)
         .fetch_optional(&self.pool)
         .await
@@ -195,8 +208,12 @@ impl JobStore for SqliteJobStore {
             } else {
                 ""
             };
-            self.log(&j.id, &format!("taken by worker {worker}{again}"))
-                .await?;
+            let logged = self
+                .log(&j.id, &format!("taken by worker {worker}{again}"))
+                .await;
+            if let Err(e) = logged {
+                tracing::warn!(error = %e, "could not log a claim");
+            }
         }
         Ok(job)
     }
@@ -228,6 +245,12 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn finish(&self, id: &str, worker: &str, status: JobStatus) -> Result<bool> {
+        if !status.is_terminal() {
+            return Err(Error::Options(format!(
+                "a job ends succeeded, failed or cancelled, not {}",
+                status.as_str()
+            )));
+        }
         let done = sqlx::query(
             "UPDATE jobs SET status = ?, worker = NULL, lease_until = NULL, updated_ms = ? \
              WHERE id = ? AND worker = ? AND status = 'running'",
