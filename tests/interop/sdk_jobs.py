@@ -39,11 +39,18 @@ st = fused.api.job_wait_for_job(failed, poll_interval_seconds=0.1, timeout=30)
 assert st.job_status == "Failed", st
 assert any("name must not be empty" in l["message"] for l in fused.api.job_get_logs(failed))
 
-# Cancelling: a job cancelled before a worker takes it never runs.
-many = fused.submit(fused.load("vector_tile"), [{"x": 1, "y": 1, "z": 2, "cells": 50}] * 40,
-                    instance_type="small", collect=False)
+# Cancelling: a job cancelled before (or while) a worker runs it ends Canceled.
+many = fused.submit(hello, [f"n{i}" for i in range(2000)], instance_type="small", collect=False)
 target = api.get_jobs().jobs[0].id
 cancelled = fused.api.job_cancel(target)
 st = fused.api.job_wait_for_job(target, poll_interval_seconds=0.1, timeout=30)
 assert st.job_status == "Canceled", st
+# A bad argument is refused when the job is posted, before anything runs.
+try:
+    fused.submit(fused.load("vector_tile"), [{"cells": "many"}], instance_type="small", collect=False)
+    raise AssertionError("expected a refusal")
+except AssertionError:
+    raise
+except Exception as e:  # noqa: BLE001 — requests.HTTPError
+    assert "cells" in str(e) and "many" in str(e), str(e)
 print("ALL OK")

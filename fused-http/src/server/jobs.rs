@@ -97,10 +97,16 @@ pub(crate) async fn start(
     };
     // Every call is checked now: a wrong argument is a 400, not a failed job later.
     let first = udf.schema().params.first().map(|p| p.name.clone());
+    let refused = |e: Error| {
+        ApiError::BadRequest(match e {
+            Error::Options(m) => m,
+            other => other.to_string(),
+        })
+    };
     let calls = job_args(&udf, &input)
         .into_calls(first.as_deref())
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    fused_jobs::check_calls(&udf, &calls).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        .map_err(refused)?;
+    fused_jobs::check_calls(&udf, &calls).map_err(refused)?;
     let name = body.config["name"]
         .as_str()
         .map(str::to_owned)
