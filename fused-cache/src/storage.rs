@@ -119,8 +119,9 @@ impl StorageCache {
     }
 
     fn inner_mut(&mut self) -> &mut Inner {
-        // Builders run before the cache is shared.
-        Arc::get_mut(&mut self.inner).expect("configured before use")
+        // Builders normally run before the cache is shared; if a computation still holds the
+        // old settings, it keeps them and this cache gets its own copy.
+        Arc::make_mut(&mut self.inner)
     }
 
     /// A cache in a local folder (created if missing).
@@ -199,6 +200,18 @@ pub enum CacheLock {
     Found(CacheEntry),
     /// No lock (timeout, or a backend without conditional writes): compute anyway.
     Unlocked,
+}
+
+impl Clone for Inner {
+    fn clone(&self) -> Self {
+        Self {
+            storage: Arc::clone(&self.storage),
+            prefix: self.prefix.clone(),
+            max_bytes: self.max_bytes,
+            lock: self.lock,
+            written: AtomicU64::new(self.written.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl Inner {
