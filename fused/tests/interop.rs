@@ -731,3 +731,74 @@ fn the_cli_follows_jobs_and_workers_run_them() {
             .exists()
     );
 }
+
+#[test]
+fn a_killed_worker_s_job_is_taken_over_by_another() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = rt
+        .block_on(fused_jobs::store::SqliteJobStore::open(
+            &data.path().join("jobs.db"),
+        ))
+        .unwrap();
+    use fused_jobs::store::JobStore;
+    // Enough work to be caught in the middle.
+    let names: Vec<serde_json::Value> = (0..3_000).map(|i| format!("n{i}").into()).collect();
+    let job = rt
+        .block_on(store.create(fused_jobs::store::NewJob {
+            kind: "udf".into(),
+            name: "long".into(),
+            owner: String::new(),
+            config: job_config("hello", serde_json::Value::Array(names)),
+            total_tasks: 3_000,
+        }))
+        .unwrap();
+    let worker = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fused"));
+        c.args(["worker", "--lease", "2", "--data-dir"])
+            .arg(data.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let mut first = worker(&[]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let j = rt.block_on(store.get(&job.id)).unwrap().unwrap();
+        if j.status == fused_jobs::store::JobStatus::Running {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first worker never took the job"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap(); // SIGKILL, mid-job
+    first.wait().unwrap();
+    // Another worker takes it once the lease (2 s) has run out, and finishes it.
+    let t = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = worker(&["--once"]).output().unwrap();
+        assert!(out.status.success());
+        let j = rt.block_on(store.get(&job.id)).unwrap().unwrap();
+        if j.status.is_terminal() {
+            assert_eq!(j.status, fused_jobs::store::JobStatus::Succeeded);
+            assert_eq!(j.attempts, 2, "run once more, not twice at once");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never taken over");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        t.elapsed() >= Duration::from_secs(1),
+        "not before the lease ran out"
+    );
+    let logs = rt.block_on(store.logs(&job.id, None)).unwrap();
+    assert!(
+        logs.iter().any(|l| l.message.contains("again")),
+        "the takeover is logged"
+    );
+}

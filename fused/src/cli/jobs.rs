@@ -146,11 +146,23 @@ pub(crate) struct WorkerArgs {
     /// Take one job (if any), run it, and stop.
     #[arg(long)]
     once: bool,
+    /// Seconds a job stays this worker's without a heartbeat (renewed every third of it, at
+    /// most every 2 s); another worker takes the job over after that if this one dies.
+    #[arg(long, default_value_t = 30.0)]
+    lease: f64,
 }
 
 pub(crate) async fn worker(a: WorkerArgs) -> fused::Result<ExitCode> {
     let state = super::serve::state_for_worker(&a.data_dir, a.jobs.as_deref()).await?;
-    let worker = state.worker();
+    if !(a.lease >= 1.0 && a.lease <= 86_400.0) {
+        return Err(fused::Error::Usage(format!(
+            "--lease must be between 1 and 86400 seconds, got {}",
+            a.lease
+        )));
+    }
+    let worker = state
+        .worker()
+        .with_timing(Duration::from_secs_f64(a.lease), Duration::from_millis(500));
     let store = a
         .jobs
         .clone()
