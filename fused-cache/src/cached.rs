@@ -277,18 +277,7 @@ pub fn base_dir(storage: CacheStorage) -> Result<PathBuf> {
 }
 
 /// In-process locks by key, so concurrent callers compute once.
-fn local_lock(key: &str) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
-    let mut map = LOCKS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    // Forget locks nobody holds, so the map does not grow without bound.
-    if map.len() > 1024 {
-        map.retain(|_, l| Arc::strong_count(l) > 1);
-    }
-    Arc::clone(map.entry(key.to_owned()).or_default())
-}
+static LOCAL_LOCKS: crate::keyed::KeyedLocks = crate::keyed::KeyedLocks::new();
 
 /// Human age: at most two units ("1 day 2 hours"), or fractional seconds under one second.
 fn human(age: Duration) -> String {
@@ -389,7 +378,7 @@ where
         report(age);
         return Ok(v);
     }
-    let lock = local_lock(&digest);
+    let lock = LOCAL_LOCKS.get(&digest);
     // Waits for a computation in this process at most concurrent_lock_timeout.
     let _in_process = tokio::time::timeout(options.concurrent_lock_timeout, lock.lock())
         .await

@@ -180,7 +180,7 @@ impl Downloader {
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
-        let local = in_process_lock(&dest);
+        let local = IN_PROCESS.get(&dest.to_string_lossy());
         let _held = local.lock().await;
         if done.exists() && dest.exists() {
             return Ok(dest);
@@ -307,19 +307,8 @@ fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn in_process_lock(dest: &Path) -> Arc<tokio::sync::Mutex<()>> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
-    let mut map = LOCKS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if map.len() > 1024 {
-        map.retain(|_, l| Arc::strong_count(l) > 1);
-    }
-    Arc::clone(map.entry(dest.to_owned()).or_default())
-}
+/// In-process locks by destination, so threads of one process download once.
+static IN_PROCESS: crate::keyed::KeyedLocks = crate::keyed::KeyedLocks::new();
 
 /// `<file>.lock`, created exclusively with a random token; refreshed while held (only while it
 /// still holds the token), removed when dropped (only if it still does). A lock whose content

@@ -15,6 +15,7 @@
 mod cached;
 mod download;
 mod executor;
+mod keyed;
 mod memory;
 mod storage;
 mod tiered;
