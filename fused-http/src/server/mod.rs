@@ -239,10 +239,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             &format!("{SHARED}/run/{TILE}"),
             get(shared::shared_tile).layer(cors),
         )
-        .route(&format!("{RT}/start"), post(realtime::start_file))
-        .route(&format!("{RT}/start/{TILE}"), post(realtime::start_tile))
-        .route(RT, post(realtime::sync_file))
-        .route(&format!("{RT}/{TILE}"), post(realtime::sync_tile))
+        .route(&format!("{RT}/start"), post(realtime::file::<true>))
+        .route(&format!("{RT}/start/{TILE}"), post(realtime::tile::<true>))
+        .route(RT, post(realtime::file::<false>))
+        .route(&format!("{RT}/{TILE}"), post(realtime::tile::<false>))
         .route(&format!("{RT}/get/{{run_id}}"), get(realtime::poll))
         .route("/v1/user/self", get(identity::whoami))
         .route("/v1/realtime-instance/available", get(identity::instances))

@@ -105,7 +105,9 @@ fn definition(step_config: &Value) -> Result<UdfMeta, ApiError> {
     UdfMeta::from_json(&udf.to_string()).map_err(ApiError::from)
 }
 
-pub(crate) async fn start_file(
+/// `…/run/udf/start` (`POLLING`: 202 after `run_start_wait`) and the legacy `…/run/udf`
+/// (waits for the result).
+pub(crate) async fn file<const POLLING: bool>(
     state: State<Arc<AppState>>,
     caller: Caller,
     Path(_client): Path<String>,
@@ -113,10 +115,11 @@ pub(crate) async fn start_file(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    start(state, caller, None, query, headers, body, true).await
+    start(state, caller, None, query, headers, body, POLLING).await
 }
 
-pub(crate) async fn start_tile(
+/// The tile forms of [`file`].
+pub(crate) async fn tile<const POLLING: bool>(
     state: State<Arc<AppState>>,
     caller: Caller,
     Path((_client, z, x, y)): Path<(String, String, String, String)>,
@@ -125,32 +128,7 @@ pub(crate) async fn start_tile(
     body: Bytes,
 ) -> Response {
     match parse_tile(&z, &x, &y) {
-        Ok(t) => start(state, caller, Some(t), query, headers, body, true).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-pub(crate) async fn sync_file(
-    state: State<Arc<AppState>>,
-    caller: Caller,
-    Path(_client): Path<String>,
-    query: RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    start(state, caller, None, query, headers, body, false).await
-}
-
-pub(crate) async fn sync_tile(
-    state: State<Arc<AppState>>,
-    caller: Caller,
-    Path((_client, z, x, y)): Path<(String, String, String, String)>,
-    query: RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match parse_tile(&z, &x, &y) {
-        Ok(t) => start(state, caller, Some(t), query, headers, body, false).await,
+        Ok(t) => start(state, caller, Some(t), query, headers, body, POLLING).await,
         Err(e) => e.into_response(),
     }
 }
