@@ -17,7 +17,7 @@ pub use sqlite::SqliteJobStore;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fused_core::Result;
+use fused_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -180,6 +180,35 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
 
     /// Log lines after `since_ms` (all when `None`), oldest first.
     async fn logs(&self, id: &str, since_ms: Option<i64>) -> Result<Vec<LogLine>>;
+}
+
+/// A job from a row of the `jobs` table (the same columns in every store).
+pub(crate) fn record<R>(row: &R) -> Result<JobRecord>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let status: String = row.get("status");
+    let config: String = row.get("config");
+    Ok(JobRecord {
+        id: row.get("id"),
+        kind: row.get("kind"),
+        name: row.get("name"),
+        owner: row.get("owner"),
+        config: serde_json::from_str(&config).unwrap_or(Value::Null),
+        status: JobStatus::parse(&status)
+            .ok_or_else(|| Error::Storage(format!("job store: unknown status {status:?}")))?,
+        cancel_requested: row.get::<i64, _>("cancel_requested") != 0,
+        worker: row.get("worker"),
+        attempts: row.get::<i64, _>("attempts").max(0) as u32,
+        total_tasks: row.get::<i64, _>("total_tasks").max(0) as u64,
+        finished_tasks: row.get::<i64, _>("finished_tasks").max(0) as u64,
+        created_ms: row.get("created_ms"),
+        updated_ms: row.get("updated_ms"),
+        heartbeat_ms: row.get("heartbeat_ms"),
+    })
 }
 
 /// Milliseconds since the epoch.

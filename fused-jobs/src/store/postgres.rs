@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fused_core::{Error, Result};
-use serde_json::Value;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
@@ -50,28 +49,6 @@ fn db(e: sqlx::Error) -> Error {
     Error::Storage(format!("job store: {e}"))
 }
 
-fn record(row: &sqlx::postgres::PgRow) -> Result<JobRecord> {
-    let status: String = row.get("status");
-    let config: String = row.get("config");
-    Ok(JobRecord {
-        id: row.get("id"),
-        kind: row.get("kind"),
-        name: row.get("name"),
-        owner: row.get("owner"),
-        config: serde_json::from_str(&config).unwrap_or(Value::Null),
-        status: JobStatus::parse(&status)
-            .ok_or_else(|| Error::Storage(format!("job store: unknown status {status:?}")))?,
-        cancel_requested: row.get::<i64, _>("cancel_requested") != 0,
-        worker: row.get("worker"),
-        attempts: row.get::<i64, _>("attempts").max(0) as u32,
-        total_tasks: row.get::<i64, _>("total_tasks").max(0) as u64,
-        finished_tasks: row.get::<i64, _>("finished_tasks").max(0) as u64,
-        created_ms: row.get("created_ms"),
-        updated_ms: row.get("updated_ms"),
-        heartbeat_ms: row.get("heartbeat_ms"),
-    })
-}
-
 impl PostgresJobStore {
     /// Connects to `url` (`postgres://user@host:port/db`) and creates the tables if needed.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -99,7 +76,7 @@ impl PostgresJobStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-        row.as_ref().map(record).transpose()
+        row.as_ref().map(super::record).transpose()
     }
 }
 
@@ -143,7 +120,7 @@ impl JobStore for PostgresJobStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter().map(record).collect()
+        rows.iter().map(super::record).collect()
     }
 
     async fn claim(
@@ -206,7 +183,7 @@ impl JobStore for PostgresJobStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
-        let job = row.as_ref().map(record).transpose()?;
+        let job = row.as_ref().map(super::record).transpose()?;
         if let Some(j) = &job {
             let again = if j.attempts > 1 {
                 " (again: its previous worker stopped)"
