@@ -20,6 +20,7 @@ pub mod geom;
 pub mod max_age;
 pub mod options;
 pub mod output;
+pub mod proj;
 pub mod run;
 pub mod schema;
 pub mod storage;

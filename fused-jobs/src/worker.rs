@@ -17,6 +17,12 @@ pub trait JobKind: Send + Sync + std::fmt::Debug {
     /// Runs `job`, reporting through `ctx`; returns how it ended (succeeded or failed). It
     /// should return soon after [`JobContext::cancelled`] turns true.
     async fn run(&self, job: &JobRecord, ctx: &JobContext) -> Result<JobStatus>;
+
+    /// Checks a job config before it is queued (a 400 to the caller instead of a failed job
+    /// later); the default accepts it.
+    fn check(&self, _config: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What a running job reports through.

@@ -10,6 +10,9 @@ pub enum Error {
     /// From the HTTP layer (binding, serving).
     #[error(transparent)]
     Http(#[from] fused_http::Error),
+    /// An ingestion failed.
+    #[error(transparent)]
+    Ingest(#[from] fused_ingest::Error),
     /// A UDF failed.
     #[error("the UDF failed: {0}")]
     Udf(#[from] fused_core::UdfFailure),

@@ -36,6 +36,7 @@ pub mod cache {
 pub use fused_macros::cache;
 pub mod demos;
 mod error;
+pub mod ingest_job;
 mod local;
 pub mod run_cache;
 
@@ -54,6 +55,7 @@ pub mod crates {
     pub use fused_cache as cache;
     pub use fused_core as core;
     pub use fused_http as http;
+    pub use fused_ingest as ingest;
     pub use fused_jobs as jobs;
     pub use fused_storage as storage;
 }

@@ -645,6 +645,13 @@ fn sdk_runs_and_follows_batch_jobs() {
     run_python("sdk_jobs.py", Some(&s), &[]);
 }
 
+#[test]
+fn sdk_ingests_through_a_batch_job_and_reads_the_table() {
+    let s = Server::start();
+    let files = s._data.path().join("files").display().to_string();
+    run_python("sdk_ingest.py", Some(&s), &[("FUSED_TEST_FILES", files)]);
+}
+
 /// A `udf` job config running `udf` over `input`.
 fn job_config(udf: &str, input: serde_json::Value) -> serde_json::Value {
     let registry = fused::UdfRegistry::new();

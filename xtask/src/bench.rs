@@ -14,8 +14,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Some("files") => crate::bench_files::files(&args[1..]),
         Some("cache") => crate::bench_cache::cache(&args[1..]),
         Some("submit") => crate::bench_submit::submit(&args[1..]),
+        Some("ingest") => crate::bench_ingest::ingest(&args[1..]),
         _ => Err(
-            "usage: cargo xtask bench serve [--duration SECS] | files [--mib N] | cache | submit"
+            "usage: cargo xtask bench serve [--duration SECS] | files [--mib N] | cache | submit | ingest [POINTS [POLYGONS [RUNS]]]"
                 .into(),
         ),
     }

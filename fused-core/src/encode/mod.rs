@@ -14,7 +14,7 @@ mod tabular;
 pub use codec::{decode_output, encode_output};
 pub use geojson::table_to_geojson;
 pub use npy::{decode_npy, encode_npy};
-pub use parquet::{decode_parquet, encode_parquet};
+pub use parquet::{decode_parquet, encode_parquet, projjson};
 
 use std::fmt;
 use std::str::FromStr;

@@ -327,7 +327,59 @@ pub(crate) async fn sign_upload(
     origin: Origin,
     Query(q): Query<PathQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let canonical = format!("fd://{}", state.storage_key(q.path()?)?);
+    let path = q.path()?.to_owned();
+    signed_upload_form(&state, &origin, &q, &path).map(Json)
+}
+
+/// The query of `sign-upload-temp`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TempQuery {
+    #[serde(default)]
+    extension: Option<String>,
+    #[serde(default)]
+    content_length: Option<u64>,
+}
+
+/// `GET /v1/files/sign-upload-temp?extension&content_length`: a signed upload to a new
+/// temporary file (`fd://fused-tmp/uploads/<uuid>.<extension>`), as the SDK uses for local
+/// inputs of `fused.ingest`: `{"signed_post": {url, fields}, "storage_url"}`.
+pub(crate) async fn sign_upload_temp(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    origin: Origin,
+    Query(t): Query<TempQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let ext: String = t
+        .extension
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(16)
+        .collect();
+    let name = uuid::Uuid::new_v4().simple().to_string();
+    let path = if ext.is_empty() {
+        format!("fd://fused-tmp/uploads/{name}")
+    } else {
+        format!("fd://fused-tmp/uploads/{name}.{ext}")
+    };
+    let q = PathQuery {
+        path: None,
+        max_deletion_depth: None,
+        content_length: t.content_length,
+        expiration: None,
+    };
+    let form = signed_upload_form(&state, &origin, &q, &path)?;
+    Ok(Json(json!({"signed_post": form, "storage_url": path})))
+}
+
+/// The signed multipart form that uploads to `path`.
+fn signed_upload_form(
+    state: &AppState,
+    origin: &Origin,
+    q: &PathQuery,
+    path: &str,
+) -> Result<Value, ApiError> {
+    let canonical = format!("fd://{}", state.storage_key(path)?);
     if canonical.ends_with('/') || canonical == "fd://" {
         return Err(ApiError::BadRequest(
             "an upload needs a file name, not a folder".into(),
@@ -348,10 +400,10 @@ pub(crate) async fn sign_upload(
         expires.as_bytes(),
         max.as_bytes(),
     ]);
-    Ok(Json(json!({
+    Ok(json!({
         "url": format!("{}/v1/files/signed-upload", origin.0),
         "fields": { "path": canonical, "expires": expires, "max_size": max, "signature": sig },
-    })))
+    }))
 }
 
 /// Counts bytes through an upload and fails it past `max`, or when no byte arrives for

@@ -85,6 +85,13 @@ pub(crate) async fn start(
     caller: Caller,
     Json(body): Json<StartBody>,
 ) -> Result<Json<Value>, ApiError> {
+    let kind = body.config["steps"][0]["type"].as_str().map(str::to_owned);
+    if let Some(kind) = kind
+        && kind != "udf"
+        && let Some(runner) = state.job_kinds().get(&kind)
+    {
+        return start_other(&state, &caller, &kind, runner.as_ref(), body.config).await;
+    }
     let (meta, input) = udf_step(&body.config)?;
     let udf = match state.target(&meta) {
         Target::Native(u) => u,
@@ -119,6 +126,42 @@ pub(crate) async fn start(
             owner: caller.user.id.clone(),
             config: body.config,
             total_tasks: input.len() as u64,
+        })
+        .await?;
+    Ok(Json(run_response(&job)))
+}
+
+/// Starts a job of a registered kind (one step, one task).
+async fn start_other(
+    state: &AppState,
+    caller: &Caller,
+    kind: &str,
+    runner: &dyn JobKind,
+    config: Value,
+) -> Result<Json<Value>, ApiError> {
+    if config["steps"].as_array().map_or(0, Vec::len) != 1 {
+        return Err(ApiError::BadRequest(
+            "jobs of one step are supported".into(),
+        ));
+    }
+    runner.check(&config).map_err(|e| {
+        ApiError::BadRequest(match e {
+            Error::Options(m) => m,
+            other => other.to_string(),
+        })
+    })?;
+    let name = config["name"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| kind.to_owned());
+    let job = state
+        .jobs
+        .create(NewJob {
+            kind: kind.to_owned(),
+            name,
+            owner: caller.user.id.clone(),
+            config,
+            total_tasks: 1,
         })
         .await?;
     Ok(Json(run_response(&job)))

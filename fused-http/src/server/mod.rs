@@ -109,6 +109,8 @@ pub struct AppState {
     auth_cache: moka::future::Cache<String, Option<User>>,
     grant_cache: moka::future::Cache<String, Option<Arc<shared::Grant>>>,
     runs: realtime::Runs,
+    /// Job kinds besides `udf` (ingestion, H3), registered by the embedding program.
+    kinds: std::sync::RwLock<fused_jobs::JobKinds>,
 }
 
 /// Shortest owner token accepted (32 hex digits carry 128 bits).
@@ -193,13 +195,32 @@ impl AppState {
             auth_cache: cache(),
             grant_cache: cache(),
             runs: realtime::Runs::default(),
+            kinds: Default::default(),
         }))
     }
 
-    /// A worker running this server's batch jobs (the `udf` kind) from its job store.
+    /// A worker running this server's batch jobs (the `udf` kind and the registered ones)
+    /// from its job store.
     pub fn worker(self: &Arc<Self>) -> fused_jobs::Worker {
-        let kinds = fused_jobs::JobKinds::new().with("udf", Arc::new(UdfJob::new(self)));
+        let mut kinds = fused_jobs::JobKinds::new().with("udf", Arc::new(UdfJob::new(self)));
+        for name in self.job_kinds().names() {
+            if let Some(k) = self.job_kinds().get(&name) {
+                kinds = kinds.with(&name, k);
+            }
+        }
         fused_jobs::Worker::new(Arc::clone(&self.jobs), kinds)
+    }
+
+    /// Registers the runner of the job steps of type `kind` (`POST /run` accepts them and
+    /// workers made afterwards run them).
+    pub fn register_job_kind(&self, kind: &str, runner: Arc<dyn fused_jobs::JobKind>) {
+        let mut k = self.kinds.write().unwrap_or_else(|p| p.into_inner());
+        *k = std::mem::take(&mut *k).with(kind, runner);
+    }
+
+    /// The registered job kinds besides `udf`.
+    pub fn job_kinds(&self) -> fused_jobs::JobKinds {
+        self.kinds.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The default shared token of a native UDF.
@@ -296,6 +317,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/files/sign", get(files::sign))
         .route("/v1/files/sign_prefix", get(files::sign_prefix))
         .route("/v1/files/sign-upload", get(files::sign_upload))
+        .route("/v1/files/sign-upload-temp", get(files::sign_upload_temp))
         .route(
             "/v1/files/resolve",
             post(files::resolve).get(files::resolve),

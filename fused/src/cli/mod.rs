@@ -2,6 +2,7 @@
 
 mod cache;
 mod files;
+mod ingest;
 mod jobs;
 mod remote;
 mod run;
@@ -39,6 +40,8 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Run batch jobs from a server's job store (more workers for `fused serve`).
     Worker(jobs::WorkerArgs),
+    /// Ingest vector files into a partitioned GeoParquet table (the Fused table format).
+    Ingest(ingest::IngestArgs),
 }
 
 pub(crate) async fn dispatch(cli: Cli) -> fused::Result<ExitCode> {
@@ -51,5 +54,6 @@ pub(crate) async fn dispatch(cli: Cli) -> fused::Result<ExitCode> {
         Command::Cache(a) => cache::cache(a).await,
         Command::Jobs(a) => jobs::jobs(a).await,
         Command::Worker(a) => jobs::worker(a).await,
+        Command::Ingest(a) => ingest::ingest(a).await,
     }
 }

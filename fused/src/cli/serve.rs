@@ -113,6 +113,7 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         secret,
     };
     let state = AppState::new(parts, config).await?;
+    fused::ingest_job::register(&state);
     // Batch jobs run in this process too (`fused worker` adds more workers on the same store).
     let worker = state.worker();
     tokio::spawn(async move { worker.run(std::future::pending()).await });
@@ -322,5 +323,7 @@ pub(crate) async fn state_for_worker(
         data_dir: data_dir.to_owned(),
         ..ServerConfig::default()
     };
-    Ok(AppState::new(parts, config).await?)
+    let state = AppState::new(parts, config).await?;
+    fused::ingest_job::register(&state);
+    Ok(state)
 }

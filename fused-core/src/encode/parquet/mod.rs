@@ -26,7 +26,7 @@ const EPSG_4326: &str = include_str!("crs/epsg4326.json");
 const EPSG_3857: &str = include_str!("crs/epsg3857.json");
 
 /// The PROJJSON text of a CRS, for GeoParquet's `crs` field.
-fn projjson(crs: &Crs) -> Result<&str> {
+pub fn projjson(crs: &Crs) -> Result<&str> {
     match crs {
         Crs::Epsg(4326) => Ok(EPSG_4326),
         Crs::Epsg(3857) => Ok(EPSG_3857),

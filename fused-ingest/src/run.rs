@@ -1,0 +1,474 @@
+//! One ingestion end to end: inputs located (downloaded when they are storage URLs), read and
+//! prepared on all cores, partitioned into files and chunks, written to a staging folder, and
+//! published — locally by an atomic swap of folders, to object storage file by file with
+//! `_sample` last.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use fused_core::storage::Storage;
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::options::{ForceUtm, IngestOptions};
+use crate::partition::{self, Item, Params};
+use crate::prepare::{self, Counts, Prepared, Preparer};
+use crate::publish::{self, Target};
+use crate::source::{self, Opened};
+use crate::write::{ChunkEntry, ChunkRows, Writer};
+
+/// A step of an ingestion, reported while it runs.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// Reading: `done` of `total` pieces of input (row groups or files), `rows` so far.
+    Reading {
+        /// Pieces read.
+        done: u64,
+        /// Pieces in all.
+        total: u64,
+        /// Rows read so far.
+        rows: u64,
+    },
+    /// Partitioned into `files` files of `chunks` chunks.
+    Partitioned {
+        /// Files to write.
+        files: u64,
+        /// Chunks to write.
+        chunks: u64,
+    },
+    /// Writing: `done` of `total` files.
+    Writing {
+        /// Files written.
+        done: u64,
+        /// Files in all.
+        total: u64,
+    },
+    /// Published to the output.
+    Published,
+}
+
+/// A callback receiving [`Progress`].
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// What an ingestion did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IngestReport {
+    /// Where the table is.
+    pub output: String,
+    /// Input files read.
+    pub input_files: u64,
+    /// Rows read, dropped and added.
+    pub counts: Counts,
+    /// Rows written.
+    pub rows: u64,
+    /// Files written.
+    pub files: u64,
+    /// Chunks (row groups) written.
+    pub chunks: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+/// Everything a run needs besides the options.
+#[derive(Clone, Default)]
+pub(crate) struct Context {
+    pub storage: Option<Arc<dyn Storage>>,
+    pub progress: Option<ProgressFn>,
+    pub cancel: Option<Arc<AtomicBool>>,
+    pub job_id: Option<String>,
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("storage", &self.storage)
+            .field("job_id", &self.job_id)
+            .finish()
+    }
+}
+
+impl Context {
+    pub(crate) fn report(&self, p: Progress) {
+        if let Some(f) = &self.progress {
+            f(&p);
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        match &self.cancel {
+            Some(c) if c.load(Ordering::SeqCst) => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Runs a geospatial ingestion.
+pub(crate) async fn run(
+    inputs: Vec<String>,
+    output: String,
+    opts: IngestOptions,
+    ctx: Context,
+) -> Result<IngestReport> {
+    opts.validate()?;
+    let started = Instant::now();
+    let scratch = publish::scratch_dir(ctx.temp_dir.as_deref())?;
+    let files =
+        publish::locate_inputs(&inputs, &opts, ctx.storage.as_ref(), scratch.path()).await?;
+    let target = Target::prepare(&output, ctx.storage.clone(), opts.overwrite).await?;
+    let schema_boxes = match &opts.partitioning_schema_input {
+        Some(url) => Some(publish::read_boxes(url, ctx.storage.as_ref(), scratch.path()).await?),
+        None => None,
+    };
+    let staging = target.staging()?;
+    let opts = Arc::new(opts);
+    let job = {
+        let (opts, ctx, staging, scratch_path) = (
+            opts.clone(),
+            ctx.clone(),
+            staging.path().to_path_buf(),
+            scratch.path().to_path_buf(),
+        );
+        let first_id = target.first_file_id();
+        tokio::task::spawn_blocking(move || {
+            ingest_blocking(
+                &files,
+                &opts,
+                &ctx,
+                &staging,
+                &scratch_path,
+                first_id,
+                schema_boxes,
+            )
+        })
+    };
+    let (counts, summary) = job
+        .await
+        .map_err(|e| Error::Encode(format!("the ingestion thread failed: {e}")))??;
+    ctx.check()?;
+    target.publish(staging, &opts.output_metadata).await?;
+    ctx.report(Progress::Published);
+    let report = IngestReport {
+        output,
+        input_files: summary.input_files,
+        counts,
+        rows: summary.rows,
+        files: summary.files,
+        chunks: summary.chunks,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        rows = report.rows,
+        files = report.files,
+        chunks = report.chunks,
+        dropped_empty = counts.dropped_empty,
+        dropped_out_of_bounds = counts.dropped_out_of_bounds,
+        "ingested {}",
+        report.output
+    );
+    Ok(report)
+}
+
+/// Sizes of what was written.
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    input_files: u64,
+    rows: u64,
+    files: u64,
+    chunks: u64,
+}
+
+/// The CPU part: read, prepare, partition, write into `staging`.
+fn ingest_blocking(
+    files: &[PathBuf],
+    opts: &Arc<IngestOptions>,
+    ctx: &Context,
+    staging: &Path,
+    scratch: &Path,
+    first_id: i64,
+    boxes: Option<Vec<ChunkEntry>>,
+) -> Result<(Counts, Summary)> {
+    let opened: Vec<Opened> = files
+        .iter()
+        .map(|f| source::open(f, opts, scratch))
+        .collect::<Result<_>>()?;
+    let t = Instant::now();
+    let (batches, mut items, counts) = read_all(opened, opts, ctx)?;
+    tracing::debug!(
+        rows = items.len(),
+        batch_mib = batches
+            .iter()
+            .map(|b| b.get_array_memory_size())
+            .sum::<usize>()
+            >> 20,
+        "read and prepared in {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    ctx.check()?;
+    let nrows = items.len() as u64;
+    if items.is_empty() {
+        return Err(Error::Empty(format!(
+            "no rows with a geometry in {} (read {} rows: {} without geometry, {} out of bounds)",
+            describe(files),
+            counts.rows_read,
+            counts.dropped_empty,
+            counts.dropped_out_of_bounds
+        )));
+    }
+    let offsets: Vec<usize> = std::iter::once(0)
+        .chain(batches.iter().scan(0, |acc, b| {
+            *acc += b.num_rows();
+            Some(*acc)
+        }))
+        .collect();
+    let locate = |r: u32| -> (usize, usize) {
+        let r = r as usize;
+        let b = offsets.partition_point(|o| *o <= r) - 1;
+        (b, r - offsets[b])
+    };
+    let plan: Vec<Vec<Vec<u32>>> = match boxes {
+        Some(b) => assign_to_boxes(&items, &b),
+        None => plan(&mut items, opts),
+    };
+    drop(items);
+    tracing::debug!("partitioned in {:?}", t.elapsed());
+    let t = Instant::now();
+    let nfiles = plan.len() as u64;
+    let nchunks: u64 = plan.iter().map(|f| f.len() as u64).sum();
+    ctx.report(Progress::Partitioned {
+        files: nfiles,
+        chunks: nchunks,
+    });
+    let schema: SchemaRef = batches
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| Error::Empty("no batches".into()))?;
+    let writer = Writer {
+        schema,
+        covering: opts.write_covering_bbox,
+        job_meta: job_meta(opts, ctx, nrows, nfiles, nchunks),
+    };
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let summaries = plan
+        .par_iter()
+        .enumerate()
+        .map(|(i, chunks)| {
+            ctx.check()?;
+            let rows: Vec<ChunkRows> = chunks
+                .iter()
+                .map(|c| c.iter().map(|r| locate(*r)).collect())
+                .collect();
+            let s = writer.write_file(staging, first_id + i as i64, &batches, &rows)?;
+            let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+            ctx.report(Progress::Writing {
+                done: d,
+                total: nfiles,
+            });
+            Ok(s)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let index: Vec<ChunkEntry> = summaries.into_iter().flat_map(|s| s.chunks).collect();
+    let firsts: Vec<(usize, usize)> = plan
+        .iter()
+        .flat_map(|f| f.iter().filter_map(|c| c.first().map(|r| locate(*r))))
+        .collect();
+    writer.write_sample(staging, &batches, &firsts, &index)?;
+    tracing::debug!("written in {:?}", t.elapsed());
+    Ok((
+        counts,
+        Summary {
+            input_files: files.len() as u64,
+            rows: nrows,
+            files: nfiles,
+            chunks: nchunks,
+        },
+    ))
+}
+
+fn describe(files: &[PathBuf]) -> String {
+    match files {
+        [one] => one.display().to_string(),
+        many => format!("{} files", many.len()),
+    }
+}
+
+/// Reads and prepares every unit of every source on all cores; batches come out in input
+/// order, conformed to one schema.
+fn read_all(
+    opened: Vec<Opened>,
+    opts: &Arc<IngestOptions>,
+    ctx: &Context,
+) -> Result<(Vec<RecordBatch>, Vec<Item>, Counts)> {
+    let mut jobs = Vec::new();
+    for src in opened {
+        let preparer = Preparer::new(&src, opts.clone())?;
+        let multi = src.units.len() > 1;
+        for (u, unit) in src.units.into_iter().enumerate() {
+            jobs.push((preparer.clone(), multi.then_some(u), unit));
+        }
+    }
+    let total = jobs.len() as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let rows = std::sync::atomic::AtomicU64::new(0);
+    let results: Vec<(Vec<Prepared>, Counts)> = jobs
+        .into_par_iter()
+        .map(|(p, unit_no, unit)| {
+            ctx.check()?;
+            let mut counts = Counts::default();
+            let mut out = Vec::new();
+            let mut first = 0u64;
+            for raw in unit()? {
+                let raw = raw?;
+                let n = raw.num_rows() as u64;
+                out.push(p.prepare(&raw, first, unit_no, &mut counts)?);
+                first += n;
+            }
+            let r = rows.fetch_add(first, Ordering::SeqCst) + first;
+            let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+            ctx.report(Progress::Reading {
+                done: d,
+                total,
+                rows: r,
+            });
+            Ok((out, counts))
+        })
+        .collect::<Result<_>>()?;
+    let mut counts = Counts::default();
+    let mut prepared = Vec::new();
+    for (p, c) in results {
+        counts.add(&c);
+        prepared.extend(p.into_iter().filter(|p| p.batch.num_rows() > 0));
+    }
+    let schemas: Vec<SchemaRef> = prepared.iter().map(|p| p.batch.schema()).collect();
+    let schema = prepare::unify(&schemas);
+    let mut items = Vec::with_capacity(prepared.iter().map(|p| p.keys.len()).sum());
+    let mut batches = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        for k in p.keys {
+            let row = u32::try_from(items.len())
+                .map_err(|_| Error::Options("more than 4 billion rows in one ingestion".into()))?;
+            items.push(Item {
+                x: k.x,
+                y: k.y,
+                w: k.w,
+                row,
+            });
+        }
+        batches.push(prepare::conform(&p.batch, &schema)?);
+    }
+    Ok((batches, items, counts))
+}
+
+/// Files, then chunks within each file, as lists of row indices.
+fn plan(items: &mut [Item], opts: &IngestOptions) -> Vec<Vec<Vec<u32>>> {
+    let total: f64 = items.iter().map(|k| f64::from(k.w)).sum();
+    let per_file = opts
+        .partitioning_maximum_per_file
+        .unwrap_or(total / opts.target_num_chunks.clamp(1, 10) as f64);
+    let per_chunk = opts
+        .partitioning_maximum_per_chunk
+        .unwrap_or(total / 100.0)
+        .min(per_file);
+    let base = Params {
+        budget: per_file,
+        max_width_ratio: opts.partitioning_max_width_ratio,
+        max_height_ratio: opts.partitioning_max_height_ratio,
+        utm: opts.partitioning_force_utm == Some(ForceUtm::File),
+        split: opts.partitioning_split_method,
+        split_identical: opts.split_identical_centroids,
+    };
+    let files = partition::partition_unsorted(items, None, &base);
+    let chunk_params = Params {
+        budget: per_chunk,
+        utm: opts.partitioning_force_utm.is_some(),
+        ..base
+    };
+    // Leaves cover the items in order: cut them into one slice per file.
+    let mut slices = Vec::with_capacity(files.len());
+    let mut rest = items;
+    for f in &files {
+        let (head, tail) = rest.split_at_mut(f.range.len());
+        slices.push((head, f.cell));
+        rest = tail;
+    }
+    slices
+        .into_par_iter()
+        .map(|(slice, cell)| {
+            let chunks = partition::partition(slice, Some(cell), &chunk_params);
+            chunks
+                .into_iter()
+                .map(|c| slice[c.range].iter().map(|i| i.row).collect())
+                .collect()
+        })
+        .collect()
+}
+
+/// Rows assigned to predefined boxes: the first box (by file and chunk id) holding a row's
+/// centroid, else the nearest; files and chunks keep the order of the boxes' ids.
+fn assign_to_boxes(keys: &[Item], boxes: &[ChunkEntry]) -> Vec<Vec<Vec<u32>>> {
+    let mut order: Vec<usize> = (0..boxes.len()).collect();
+    order.sort_by_key(|i| (boxes[*i].file_id, boxes[*i].chunk_id));
+    let sorted: Vec<&ChunkEntry> = order.iter().map(|i| &boxes[*i]).collect();
+    let owner: Vec<usize> = keys
+        .par_iter()
+        .map(|k| {
+            let (x, y) = (f64::from(k.x), f64::from(k.y));
+            let dist = |b: &ChunkEntry| {
+                let dx = (b.bbox[0] - x).max(0.0).max(x - b.bbox[2]);
+                let dy = (b.bbox[1] - y).max(0.0).max(y - b.bbox[3]);
+                dx * dx + dy * dy
+            };
+            sorted
+                .iter()
+                .position(|b| dist(b) == 0.0)
+                .unwrap_or_else(|| {
+                    (0..sorted.len())
+                        .min_by(|a, b| dist(sorted[*a]).total_cmp(&dist(sorted[*b])))
+                        .unwrap_or(0)
+                })
+        })
+        .collect();
+    let mut per_box: Vec<Vec<u32>> = vec![Vec::new(); sorted.len()];
+    for (k, b) in keys.iter().zip(owner) {
+        per_box[b].push(k.row);
+    }
+    let mut files: Vec<Vec<Vec<u32>>> = Vec::new();
+    let mut last_file = None;
+    for (b, rows) in sorted.iter().zip(per_box) {
+        if rows.is_empty() {
+            continue;
+        }
+        if last_file != Some(b.file_id) {
+            files.push(Vec::new());
+            last_file = Some(b.file_id);
+        }
+        if let Some(f) = files.last_mut() {
+            f.push(rows);
+        }
+    }
+    files
+}
+
+/// The `fused:job_meta` JSON: what ran and what it made (nothing that varies between runs of
+/// the same input, so outputs are reproducible byte for byte).
+fn job_meta(opts: &IngestOptions, ctx: &Context, rows: u64, files: u64, chunks: u64) -> String {
+    json!({
+        "revision": concat!("fused-rs ", env!("CARGO_PKG_VERSION")),
+        "step_config": {"type": "partition_geospatial", "config": opts},
+        "job_id": ctx.job_id,
+        "has_sample": true,
+        "has_metadata": opts.output_metadata.is_some(),
+        "num_rows": rows,
+        "num_files": files,
+        "num_chunks": chunks,
+    })
+    .to_string()
+}
