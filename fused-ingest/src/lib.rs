@@ -26,7 +26,9 @@ mod prepare;
 mod publish;
 mod read;
 mod run;
+mod scan;
 mod source;
+mod stream;
 mod write;
 
 use std::path::PathBuf;
@@ -46,6 +48,7 @@ pub use read::{
     read_chunk_index,
 };
 pub use run::{IngestReport, Progress, ProgressFn};
+pub use scan::DEFAULT_MEMORY_LIMIT;
 pub use write::{COVERING, ChunkEntry, FORMAT_VERSION};
 
 /// Inputs of an ingestion: a path or URL, or several.
@@ -147,6 +150,14 @@ macro_rules! context_setters {
         #[must_use]
         pub fn job_id(mut self, id: impl Into<String>) -> Self {
             self.ctx.job_id = Some(id.into());
+            self
+        }
+
+        /// The memory prepared rows may hold (default [`DEFAULT_MEMORY_LIMIT`]); larger inputs
+        /// are streamed through the temporary folder, in two passes.
+        #[must_use]
+        pub fn memory_limit(mut self, bytes: usize) -> Self {
+            self.ctx.memory_limit = Some(bytes);
             self
         }
 

@@ -63,6 +63,52 @@ pub(crate) struct Leaf {
     pub range: Range<usize>,
 }
 
+/// How rows reach leaves: the splits the partitioner made, to route rows it did not see (when
+/// it partitioned a sample).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Node {
+    /// A leaf, by the start of its range.
+    Leaf(usize),
+    /// Rows below `at` on `axis` go low.
+    Split {
+        axis: u8,
+        at: f64,
+        lo: Box<Node>,
+        hi: Box<Node>,
+    },
+    /// Identical centroids split by rows: leaves by the start of their ranges.
+    Rows(Vec<usize>),
+    /// No row went here.
+    Empty,
+}
+
+impl Node {
+    /// The start of the range of the leaf a row goes to (`None` only for an empty tree).
+    pub(crate) fn route(&self, x: f32, y: f32, row: u64) -> Option<usize> {
+        let mut n = self;
+        loop {
+            match n {
+                Node::Leaf(s) => return Some(*s),
+                Node::Rows(leaves) => {
+                    return leaves
+                        .get((row % leaves.len().max(1) as u64) as usize)
+                        .copied();
+                }
+                Node::Empty => return None,
+                Node::Split { axis, at, lo, hi } => {
+                    let c = f64::from(if *axis == 0 { x } else { y });
+                    let (first, other) = if c < *at { (lo, hi) } else { (hi, lo) };
+                    n = if matches!(**first, Node::Empty) {
+                        other
+                    } else {
+                        first
+                    };
+                }
+            }
+        }
+    }
+}
+
 /// Partitions `items` in place (the root cell fitted to their centroids when `root` is
 /// `None`); leaves cover the slice in order, low side first, each sorted by row.
 pub(crate) fn partition(items: &mut [Item], root: Option<Cell>, p: &Params) -> Vec<Leaf> {
@@ -75,13 +121,22 @@ pub(crate) fn partition(items: &mut [Item], root: Option<Cell>, p: &Params) -> V
 
 /// [`partition`] without sorting each leaf by row (for a level that is partitioned again).
 pub(crate) fn partition_unsorted(items: &mut [Item], root: Option<Cell>, p: &Params) -> Vec<Leaf> {
+    partition_tree(items, root, p).0
+}
+
+/// [`partition_unsorted`], with the tree of splits.
+pub(crate) fn partition_tree(
+    items: &mut [Item],
+    root: Option<Cell>,
+    p: &Params,
+) -> (Vec<Leaf>, Node) {
     if items.is_empty() {
-        return Vec::new();
+        return (Vec::new(), Node::Empty);
     }
     let root = root.unwrap_or_else(|| root_cell(items, p));
     let mut out = Vec::new();
-    split(items, 0, root, p, 0, &mut out);
-    out
+    let tree = split(items, 0, root, p, 0, &mut out);
+    (out, tree)
 }
 
 /// The box of the centroids, its short side widened (around its centre) to obey the ratios.
@@ -180,16 +235,17 @@ fn split(
     p: &Params,
     depth: u32,
     out: &mut Vec<Leaf>,
-) {
+) -> Node {
     if items.is_empty() {
-        return;
+        return Node::Empty;
     }
     let n = items.len();
     let leaf = |out: &mut Vec<Leaf>| {
         out.push(Leaf {
             cell,
             range: offset..offset + n,
-        })
+        });
+        Node::Leaf(offset)
     };
     if depth >= MAX_DEPTH {
         return leaf(out);
@@ -236,6 +292,7 @@ fn split(
     items.sort_unstable_by_key(|i| i.row);
     let mut start = 0;
     let mut acc = 0.0;
+    let mut starts = Vec::new();
     for (k, i) in items.iter().enumerate() {
         let w = f64::from(i.w);
         if k > start && acc + w > p.budget {
@@ -243,6 +300,7 @@ fn split(
                 cell,
                 range: offset + start..offset + k,
             });
+            starts.push(offset + start);
             start = k;
             acc = 0.0;
         }
@@ -252,6 +310,8 @@ fn split(
         cell,
         range: offset + start..offset + n,
     });
+    starts.push(offset + start);
+    Node::Rows(starts)
 }
 
 /// Splits items at `at` on `axis` (those below go first) and recurses on both halves.
@@ -265,23 +325,30 @@ fn bisect(
     p: &Params,
     depth: u32,
     out: &mut Vec<Leaf>,
-) {
+) -> Node {
     let mid = partition_in_place(items, |i| coord(i, axis) < at);
     let (a, b) = items.split_at_mut(mid);
     let (mut ca, mut cb) = (cell, cell);
     ca[2 + axis] = at;
     cb[axis] = at;
-    if a.len() + b.len() > PARALLEL_ROWS {
+    let (lo, hi) = if a.len() + b.len() > PARALLEL_ROWS {
         let (mut la, mut lb) = (Vec::new(), Vec::new());
-        rayon::join(
+        let nodes = rayon::join(
             || split(a, offset, ca, p, depth + 1, &mut la),
             || split(b, offset + mid, cb, p, depth + 1, &mut lb),
         );
         out.extend(la);
         out.extend(lb);
+        nodes
     } else {
-        split(a, offset, ca, p, depth + 1, out);
-        split(b, offset + mid, cb, p, depth + 1, out);
+        let lo = split(a, offset, ca, p, depth + 1, out);
+        (lo, split(b, offset + mid, cb, p, depth + 1, out))
+    };
+    Node::Split {
+        axis: axis as u8,
+        at,
+        lo: Box::new(lo),
+        hi: Box::new(hi),
     }
 }
 
@@ -441,7 +508,22 @@ mod tests {
                 split: if median { SplitMethod::Median } else { SplitMethod::Mean },
                 split_identical: true,
             };
-            let leaves = partition(&mut keys, None, &p);
+            let (leaves, tree) = partition_tree(&mut keys, None, &p);
+            // The tree routes every row to its leaf (or, for identical centroids split by rows,
+            // to one of the leaves of that centroid).
+            for l in &leaves {
+                for k in &keys[l.range.clone()] {
+                    let to = tree.route(k.x, k.y, u64::from(k.row)).expect("routed");
+                    let target = leaves.iter().find(|t| t.range.start == to).expect("a leaf");
+                    prop_assert!(
+                        to == l.range.start
+                            || keys[target.range.clone()].iter().all(|t| t.x == k.x && t.y == k.y)
+                    );
+                }
+            }
+            for l in &leaves {
+                keys[l.range.clone()].sort_unstable_by_key(|i| i.row);
+            }
             check(&keys, &leaves, &Params { utm, ..p });
             // Deterministic.
             let mut again = keys_of(&pts);

@@ -18,8 +18,9 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::options::{ForceUtm, IngestOptions};
 use crate::partition::{self, Item, Params};
-use crate::prepare::{self, Counts, Prepared, Preparer};
+use crate::prepare::Counts;
 use crate::publish::{self, Target};
+use crate::scan;
 use crate::source::{self, Opened};
 use crate::write::{ChunkEntry, ChunkRows, Writer};
 
@@ -48,6 +49,14 @@ pub enum Progress {
         /// Files written.
         done: u64,
         /// Files in all.
+        total: u64,
+    },
+    /// Reading the input again (inputs larger than memory): `done` of `total` pieces sent to
+    /// their files' runs.
+    Distributing {
+        /// Pieces done.
+        done: u64,
+        /// Pieces in all.
         total: u64,
     },
     /// Published to the output.
@@ -84,6 +93,7 @@ pub(crate) struct Context {
     pub cancel: Option<Arc<AtomicBool>>,
     pub job_id: Option<String>,
     pub temp_dir: Option<PathBuf>,
+    pub memory_limit: Option<usize>,
 }
 
 impl std::fmt::Debug for Context {
@@ -178,11 +188,11 @@ pub(crate) async fn run(
 
 /// Sizes of what was written.
 #[derive(Debug, Clone, Copy)]
-struct Summary {
-    input_files: u64,
-    rows: u64,
-    files: u64,
-    chunks: u64,
+pub(crate) struct Summary {
+    pub input_files: u64,
+    pub rows: u64,
+    pub files: u64,
+    pub chunks: u64,
 }
 
 /// The CPU part: read, prepare, partition, write into `staging`.
@@ -200,21 +210,18 @@ fn ingest_blocking(
         .map(|f| source::open(f, opts, scratch))
         .collect::<Result<_>>()?;
     let t = Instant::now();
-    let (batches, mut items, counts) = read_all(opened, opts, ctx)?;
+    let scan = scan::scan(opened, opts, ctx)?;
     tracing::debug!(
-        rows = items.len(),
-        batch_mib = batches
-            .iter()
-            .map(|b| b.get_array_memory_size())
-            .sum::<usize>()
-            >> 20,
+        rows = scan.rows,
+        sampled = scan.items.len(),
+        stride = scan.stride,
+        in_memory = scan.batches.is_some(),
         "read and prepared in {:?}",
         t.elapsed()
     );
-    let t = Instant::now();
     ctx.check()?;
-    let nrows = items.len() as u64;
-    if items.is_empty() {
+    let counts = scan.counts;
+    if scan.rows == 0 {
         return Err(Error::Empty(format!(
             "no rows with a geometry in {} (read {} rows: {} without geometry, {} out of bounds)",
             describe(files),
@@ -223,6 +230,85 @@ fn ingest_blocking(
             counts.dropped_out_of_bounds
         )));
     }
+    let budgets = Budgets::of(opts, scan.total_weight);
+    let summary = match scan.batches {
+        Some(ref batches) => {
+            let mut items = scan.items;
+            in_memory(
+                batches,
+                &mut items,
+                &scan.schema,
+                &budgets,
+                opts,
+                ctx,
+                staging,
+                first_id,
+                boxes,
+            )?
+        }
+        None => crate::stream::run(
+            files, scan, &budgets, opts, ctx, staging, scratch, first_id, boxes,
+        )?,
+    };
+    tracing::debug!("partitioned and written in {:?}", t.elapsed());
+    Ok((
+        counts,
+        Summary {
+            input_files: files.len() as u64,
+            ..summary
+        },
+    ))
+}
+
+/// The weight budgets of files and chunks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budgets {
+    /// Files.
+    pub file: Params,
+    /// Chunks.
+    pub chunk: Params,
+}
+
+impl Budgets {
+    fn of(opts: &IngestOptions, total: f64) -> Self {
+        let per_file = opts
+            .partitioning_maximum_per_file
+            .unwrap_or(total / opts.target_num_chunks.clamp(1, 10) as f64);
+        let per_chunk = opts
+            .partitioning_maximum_per_chunk
+            .unwrap_or(total / 100.0)
+            .min(per_file);
+        let file = Params {
+            budget: per_file,
+            max_width_ratio: opts.partitioning_max_width_ratio,
+            max_height_ratio: opts.partitioning_max_height_ratio,
+            utm: opts.partitioning_force_utm == Some(ForceUtm::File),
+            split: opts.partitioning_split_method,
+            split_identical: opts.split_identical_centroids,
+        };
+        let chunk = Params {
+            budget: per_chunk,
+            utm: opts.partitioning_force_utm.is_some(),
+            ..file
+        };
+        Self { file, chunk }
+    }
+}
+
+/// Everything in memory: partition all rows, then write the files from the held batches.
+#[allow(clippy::too_many_arguments)]
+fn in_memory(
+    batches: &[RecordBatch],
+    items: &mut [Item],
+    schema: &SchemaRef,
+    budgets: &Budgets,
+    opts: &IngestOptions,
+    ctx: &Context,
+    staging: &Path,
+    first_id: i64,
+    boxes: Option<Vec<ChunkEntry>>,
+) -> Result<Summary> {
+    let nrows = items.len() as u64;
     let offsets: Vec<usize> = std::iter::once(0)
         .chain(batches.iter().scan(0, |acc, b| {
             *acc += b.num_rows();
@@ -235,26 +321,19 @@ fn ingest_blocking(
         (b, r - offsets[b])
     };
     let plan: Vec<Vec<Vec<u32>>> = match boxes {
-        Some(b) => assign_to_boxes(&items, &b),
-        None => plan(&mut items, opts),
+        Some(b) => assign_to_boxes(items, &b),
+        None => plan(items, budgets),
     };
-    drop(items);
-    tracing::debug!("partitioned in {:?}", t.elapsed());
-    let t = Instant::now();
     let nfiles = plan.len() as u64;
     let nchunks: u64 = plan.iter().map(|f| f.len() as u64).sum();
     ctx.report(Progress::Partitioned {
         files: nfiles,
         chunks: nchunks,
     });
-    let schema: SchemaRef = batches
-        .first()
-        .map(|b| b.schema())
-        .ok_or_else(|| Error::Empty("no batches".into()))?;
     let writer = Writer {
-        schema,
+        schema: schema.clone(),
         covering: opts.write_covering_bbox,
-        job_meta: job_meta(opts, ctx, nrows, nfiles, nchunks),
+        job_meta: job_meta(opts, ctx, nrows, Some(nfiles), Some(nchunks)),
     };
     let done = std::sync::atomic::AtomicU64::new(0);
     let summaries = plan
@@ -266,7 +345,9 @@ fn ingest_blocking(
                 .iter()
                 .map(|c| c.iter().map(|r| locate(*r)).collect())
                 .collect();
-            let s = writer.write_file(staging, first_id + i as i64, &batches, &rows)?;
+            let id = first_id + i as i64;
+            let path = staging.join(format!("{id}.parquet"));
+            let s = writer.write_file(&path, id, batches, &rows)?;
             let d = done.fetch_add(1, Ordering::SeqCst) + 1;
             ctx.report(Progress::Writing {
                 done: d,
@@ -280,17 +361,13 @@ fn ingest_blocking(
         .iter()
         .flat_map(|f| f.iter().filter_map(|c| c.first().map(|r| locate(*r))))
         .collect();
-    writer.write_sample(staging, &batches, &firsts, &index)?;
-    tracing::debug!("written in {:?}", t.elapsed());
-    Ok((
-        counts,
-        Summary {
-            input_files: files.len() as u64,
-            rows: nrows,
-            files: nfiles,
-            chunks: nchunks,
-        },
-    ))
+    writer.write_sample(staging, batches, &firsts, &index)?;
+    Ok(Summary {
+        input_files: 0,
+        rows: nrows,
+        files: nfiles,
+        chunks: nchunks,
+    })
 }
 
 fn describe(files: &[PathBuf]) -> String {
@@ -300,97 +377,9 @@ fn describe(files: &[PathBuf]) -> String {
     }
 }
 
-/// Reads and prepares every unit of every source on all cores; batches come out in input
-/// order, conformed to one schema.
-fn read_all(
-    opened: Vec<Opened>,
-    opts: &Arc<IngestOptions>,
-    ctx: &Context,
-) -> Result<(Vec<RecordBatch>, Vec<Item>, Counts)> {
-    let mut jobs = Vec::new();
-    for src in opened {
-        let preparer = Preparer::new(&src, opts.clone())?;
-        let multi = src.units.len() > 1;
-        for (u, unit) in src.units.into_iter().enumerate() {
-            jobs.push((preparer.clone(), multi.then_some(u), unit));
-        }
-    }
-    let total = jobs.len() as u64;
-    let done = std::sync::atomic::AtomicU64::new(0);
-    let rows = std::sync::atomic::AtomicU64::new(0);
-    let results: Vec<(Vec<Prepared>, Counts)> = jobs
-        .into_par_iter()
-        .map(|(p, unit_no, unit)| {
-            ctx.check()?;
-            let mut counts = Counts::default();
-            let mut out = Vec::new();
-            let mut first = 0u64;
-            for raw in unit()? {
-                let raw = raw?;
-                let n = raw.num_rows() as u64;
-                out.push(p.prepare(&raw, first, unit_no, &mut counts)?);
-                first += n;
-            }
-            let r = rows.fetch_add(first, Ordering::SeqCst) + first;
-            let d = done.fetch_add(1, Ordering::SeqCst) + 1;
-            ctx.report(Progress::Reading {
-                done: d,
-                total,
-                rows: r,
-            });
-            Ok((out, counts))
-        })
-        .collect::<Result<_>>()?;
-    let mut counts = Counts::default();
-    let mut prepared = Vec::new();
-    for (p, c) in results {
-        counts.add(&c);
-        prepared.extend(p.into_iter().filter(|p| p.batch.num_rows() > 0));
-    }
-    let schemas: Vec<SchemaRef> = prepared.iter().map(|p| p.batch.schema()).collect();
-    let schema = prepare::unify(&schemas);
-    let mut items = Vec::with_capacity(prepared.iter().map(|p| p.keys.len()).sum());
-    let mut batches = Vec::with_capacity(prepared.len());
-    for p in prepared {
-        for k in p.keys {
-            let row = u32::try_from(items.len())
-                .map_err(|_| Error::Options("more than 4 billion rows in one ingestion".into()))?;
-            items.push(Item {
-                x: k.x,
-                y: k.y,
-                w: k.w,
-                row,
-            });
-        }
-        batches.push(prepare::conform(&p.batch, &schema)?);
-    }
-    Ok((batches, items, counts))
-}
-
 /// Files, then chunks within each file, as lists of row indices.
-fn plan(items: &mut [Item], opts: &IngestOptions) -> Vec<Vec<Vec<u32>>> {
-    let total: f64 = items.iter().map(|k| f64::from(k.w)).sum();
-    let per_file = opts
-        .partitioning_maximum_per_file
-        .unwrap_or(total / opts.target_num_chunks.clamp(1, 10) as f64);
-    let per_chunk = opts
-        .partitioning_maximum_per_chunk
-        .unwrap_or(total / 100.0)
-        .min(per_file);
-    let base = Params {
-        budget: per_file,
-        max_width_ratio: opts.partitioning_max_width_ratio,
-        max_height_ratio: opts.partitioning_max_height_ratio,
-        utm: opts.partitioning_force_utm == Some(ForceUtm::File),
-        split: opts.partitioning_split_method,
-        split_identical: opts.split_identical_centroids,
-    };
-    let files = partition::partition_unsorted(items, None, &base);
-    let chunk_params = Params {
-        budget: per_chunk,
-        utm: opts.partitioning_force_utm.is_some(),
-        ..base
-    };
+fn plan(items: &mut [Item], budgets: &Budgets) -> Vec<Vec<Vec<u32>>> {
+    let files = partition::partition_unsorted(items, None, &budgets.file);
     // Leaves cover the items in order: cut them into one slice per file.
     let mut slices = Vec::with_capacity(files.len());
     let mut rest = items;
@@ -402,7 +391,7 @@ fn plan(items: &mut [Item], opts: &IngestOptions) -> Vec<Vec<Vec<u32>>> {
     slices
         .into_par_iter()
         .map(|(slice, cell)| {
-            let chunks = partition::partition(slice, Some(cell), &chunk_params);
+            let chunks = partition::partition(slice, Some(cell), &budgets.chunk);
             chunks
                 .into_iter()
                 .map(|c| slice[c.range].iter().map(|i| i.row).collect())
@@ -413,28 +402,12 @@ fn plan(items: &mut [Item], opts: &IngestOptions) -> Vec<Vec<Vec<u32>>> {
 
 /// Rows assigned to predefined boxes: the first box (by file and chunk id) holding a row's
 /// centroid, else the nearest; files and chunks keep the order of the boxes' ids.
-fn assign_to_boxes(keys: &[Item], boxes: &[ChunkEntry]) -> Vec<Vec<Vec<u32>>> {
-    let mut order: Vec<usize> = (0..boxes.len()).collect();
-    order.sort_by_key(|i| (boxes[*i].file_id, boxes[*i].chunk_id));
-    let sorted: Vec<&ChunkEntry> = order.iter().map(|i| &boxes[*i]).collect();
+pub(crate) fn assign_to_boxes(keys: &[Item], boxes: &[ChunkEntry]) -> Vec<Vec<Vec<u32>>> {
+    let mut sorted: Vec<ChunkEntry> = boxes.to_vec();
+    sorted.sort_by_key(|c| (c.file_id, c.chunk_id));
     let owner: Vec<usize> = keys
         .par_iter()
-        .map(|k| {
-            let (x, y) = (f64::from(k.x), f64::from(k.y));
-            let dist = |b: &ChunkEntry| {
-                let dx = (b.bbox[0] - x).max(0.0).max(x - b.bbox[2]);
-                let dy = (b.bbox[1] - y).max(0.0).max(y - b.bbox[3]);
-                dx * dx + dy * dy
-            };
-            sorted
-                .iter()
-                .position(|b| dist(b) == 0.0)
-                .unwrap_or_else(|| {
-                    (0..sorted.len())
-                        .min_by(|a, b| dist(sorted[*a]).total_cmp(&dist(sorted[*b])))
-                        .unwrap_or(0)
-                })
-        })
+        .map(|k| box_of(&sorted, f64::from(k.x), f64::from(k.y)))
         .collect();
     let mut per_box: Vec<Vec<u32>> = vec![Vec::new(); sorted.len()];
     for (k, b) in keys.iter().zip(owner) {
@@ -457,9 +430,33 @@ fn assign_to_boxes(keys: &[Item], boxes: &[ChunkEntry]) -> Vec<Vec<Vec<u32>>> {
     files
 }
 
+/// The box (of boxes sorted by file and chunk id) a centroid goes to: the first holding it,
+/// else the nearest.
+pub(crate) fn box_of(sorted: &[ChunkEntry], x: f64, y: f64) -> usize {
+    let dist = |b: &ChunkEntry| {
+        let dx = (b.bbox[0] - x).max(0.0).max(x - b.bbox[2]);
+        let dy = (b.bbox[1] - y).max(0.0).max(y - b.bbox[3]);
+        dx * dx + dy * dy
+    };
+    sorted
+        .iter()
+        .position(|b| dist(b) == 0.0)
+        .unwrap_or_else(|| {
+            (0..sorted.len())
+                .min_by(|a, b| dist(&sorted[*a]).total_cmp(&dist(&sorted[*b])))
+                .unwrap_or(0)
+        })
+}
+
 /// The `fused:job_meta` JSON: what ran and what it made (nothing that varies between runs of
 /// the same input, so outputs are reproducible byte for byte).
-fn job_meta(opts: &IngestOptions, ctx: &Context, rows: u64, files: u64, chunks: u64) -> String {
+pub(crate) fn job_meta(
+    opts: &IngestOptions,
+    ctx: &Context,
+    rows: u64,
+    files: Option<u64>,
+    chunks: Option<u64>,
+) -> String {
     json!({
         "revision": concat!("fused-rs ", env!("CARGO_PKG_VERSION")),
         "step_config": {"type": "partition_geospatial", "config": opts},

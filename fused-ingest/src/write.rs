@@ -186,17 +186,17 @@ impl Writer {
         Ok((batch, bbox))
     }
 
-    /// Writes `<dir>/<file_id>.parquet` with one row group per chunk.
+    /// Writes the file `path` (recorded in the index as `file_id`) with one row group per
+    /// chunk.
     pub(crate) fn write_file(
         &self,
-        dir: &Path,
+        path: &Path,
         file_id: i64,
         batches: &[RecordBatch],
         chunks: &[ChunkRows],
     ) -> Result<FileSummary> {
-        let path = dir.join(format!("{file_id}.parquet"));
-        let file = File::create(&path)
-            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        let file =
+            File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         let mut summary = FileSummary::default();
         let mut w = parquet_writer(
             BufWriter::with_capacity(1 << 20, file),

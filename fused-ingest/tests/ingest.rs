@@ -222,6 +222,72 @@ async fn points_land_once_within_maxima_and_reruns_are_byte_identical() {
 }
 
 #[tokio::test]
+async fn inputs_larger_than_the_memory_limit_stream_through_runs_with_the_same_guarantees() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("points.parquet");
+    let pts = points(30_000);
+    write_geoparquet(
+        &input,
+        pts.iter().map(|(x, y)| point(*x, *y)).collect(),
+        4_000,
+    );
+    let run = |out: &Path| {
+        ingest(input.to_str().expect("utf8"), out.to_str().expect("utf8"))
+            .partitioning_maximum_per_file(6_000.0)
+            .partitioning_maximum_per_chunk(900.0)
+            .memory_limit(64 << 10)
+            .run_local()
+    };
+    let out = tmp.path().join("streamed");
+    let report = run(&out).await.expect("ingest");
+    assert_eq!(report.rows, 30_000);
+    let rows = read_table(&out);
+    assert_eq!(rows.len(), 30_000, "every row exactly once");
+    for (id, (_, _, x, y)) in &rows {
+        assert_eq!((*x, *y), pts[*id as usize]);
+    }
+    let mut per_file: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut per_chunk: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    for (f, c, _, _) in rows.values() {
+        *per_file.entry(*f).or_default() += 1;
+        *per_chunk.entry((*f, *c)).or_default() += 1;
+    }
+    assert!(per_file.values().all(|n| *n <= 6_000), "{per_file:?}");
+    assert!(per_chunk.values().all(|n| *n <= 900));
+    // Reproducible too.
+    let again = tmp.path().join("again");
+    run(&again).await.expect("again");
+    for e in std::fs::read_dir(&out).expect("ls") {
+        let n = e.expect("entry").file_name();
+        assert_eq!(
+            std::fs::read(out.join(&n)).expect("a"),
+            std::fs::read(again.join(&n)).expect("b"),
+            "{n:?}"
+        );
+    }
+    // Predefined boxes: a new ingest keeps the first table's files and chunks.
+    let boxed = tmp.path().join("boxed");
+    ingest(input.to_str().expect("utf8"), boxed.to_str().expect("utf8"))
+        .partitioning_schema_input(out.to_str().expect("utf8"))
+        .memory_limit(64 << 10)
+        .run_local()
+        .await
+        .expect("boxes");
+    let first = read_chunk_index(&out).expect("index");
+    let second = read_chunk_index(&boxed).expect("index");
+    assert_eq!(
+        first
+            .iter()
+            .map(|c| (c.file_id, c.chunk_id, c.num_rows))
+            .collect::<Vec<_>>(),
+        second
+            .iter()
+            .map(|c| (c.file_id, c.chunk_id, c.num_rows))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
 async fn polygons_by_area_and_subdivision_account_for_every_piece() {
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("polys.parquet");

@@ -105,6 +105,9 @@ impl JobKind for IngestJob {
                     format!("partitioned into {files} files, {chunks} chunks")
                 }
                 Progress::Writing { done, total } => format!("wrote {done}/{total} files"),
+                Progress::Distributing { done, total } => {
+                    format!("sorted {done}/{total} pieces of input into files")
+                }
                 Progress::Published => "published".to_owned(),
                 other => format!("{other:?}"),
             };

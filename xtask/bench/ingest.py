@@ -3,7 +3,11 @@
 with 65,000-row row groups) and geopandas (Hilbert sort + write), each in a fresh process on
 this machine; wall time and peak RSS (from wait4) per tool, best of N.
 
-usage: ingest.py FUSED_BIN WORKDIR N_POINTS N_POLYGONS RUNS"""
+usage: ingest.py FUSED_BIN WORKDIR N_POINTS N_POLYGONS RUNS [BIG_POINTS]
+
+dask-geopandas (spatial_shuffle + to_parquet) runs too when it is installed (the bench installs
+it into target/py). BIG_POINTS (default 0: skipped) adds a points input of that many rows (100 M
+is about 3 GiB) to check memory stays bounded; only our ingest and DuckDB run on it."""
 import glob
 import os
 import subprocess
@@ -16,6 +20,7 @@ import pyarrow.parquet as pq
 
 fused_bin, work = sys.argv[1], sys.argv[2]
 n_points, n_polys, runs = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+big = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 os.makedirs(work, exist_ok=True)
 GEO = (
     '{"version":"1.1.0","primary_column":"geometry","columns":{"geometry":'
@@ -30,27 +35,43 @@ def clustered(n, rng):
     return np.clip(xy[:, 0], -179.9, 179.9), np.clip(xy[:, 1], -89.9, 89.9)
 
 
-def write(path, wkb, n, kind, rng):
-    table = pa.table(
+def table(wkb, start, n, kind, rng):
+    return pa.table(
         {
-            "id": pa.array(np.arange(n, dtype=np.int64)),
+            "id": pa.array(np.arange(start, start + n, dtype=np.int64)),
             "value": pa.array(rng.random(n)),
             "geometry": wkb,
         }
     ).replace_schema_metadata({"geo": GEO % kind})
-    pq.write_table(table, path, row_group_size=1_000_000, compression="snappy")
+
+
+def write(path, wkb, n, kind, rng):
+    pq.write_table(table(wkb, 0, n, kind, rng), path, row_group_size=1_000_000, compression="snappy")
+
+
+def point_wkb(x, y):
+    n = len(x)
+    rec = np.zeros(n, dtype=[("bo", "u1"), ("t", "<u4"), ("x", "<f8"), ("y", "<f8")])
+    rec["bo"], rec["t"], rec["x"], rec["y"] = 1, 1, x, y
+    offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int32) * 21).tobytes())
+    return pa.Array.from_buffers(pa.binary(), n, [None, offsets, pa.py_buffer(rec.tobytes())])
 
 
 def points(path, n):
     if os.path.exists(path):
         return
     rng = np.random.default_rng(1)
-    x, y = clustered(n, rng)
-    rec = np.zeros(n, dtype=[("bo", "u1"), ("t", "<u4"), ("x", "<f8"), ("y", "<f8")])
-    rec["bo"], rec["t"], rec["x"], rec["y"] = 1, 1, x, y
-    offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int32) * 21).tobytes())
-    wkb = pa.Array.from_buffers(pa.binary(), n, [None, offsets, pa.py_buffer(rec.tobytes())])
-    write(path, wkb, n, "Point", rng)
+    step = 5_000_000
+    writer = None
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        x, y = clustered(m, rng)
+        t = table(point_wkb(x, y), start, m, "Point", rng)
+        if writer is None:
+            writer = pq.ParquetWriter(path + ".tmp", t.schema, compression="snappy")
+        writer.write_table(t, row_group_size=1_000_000)
+    writer.close()
+    os.rename(path + ".tmp", path)
 
 
 def polygons(path, n):
@@ -100,6 +121,18 @@ con.execute(f'''COPY (
   SELECT t.* FROM read_parquet('{{src}}') t ORDER BY ST_Hilbert(t.geometry, (SELECT ext FROM e))
 ) TO '{{out}}' (FORMAT parquet, ROW_GROUP_SIZE 65000)''')
 """
+DASK = """
+import dask, dask_geopandas, sys
+dask.config.set(scheduler="threads")
+d = dask_geopandas.read_parquet(sys.argv[1])
+d.spatial_shuffle().to_parquet(sys.argv[2], overwrite=True)
+"""
+try:
+    import dask_geopandas  # noqa: F401
+
+    has_dask = True
+except ImportError:
+    has_dask = False
 GEOPANDAS = """
 import geopandas as gpd, sys
 g = gpd.read_parquet(sys.argv[1])
@@ -108,6 +141,8 @@ g.to_parquet(sys.argv[2], row_group_size=65000)
 """
 
 cases = [("points", n_points, points), ("polygons", n_polys, polygons)]
+if big:
+    cases.append(("points", big, points))
 print(f"| input | tool | seconds | peak RSS (MB) | ratio (DuckDB s / tool s) |")
 print("|---|---|---:|---:|---:|")
 for name, n, make in cases:
@@ -126,6 +161,10 @@ for name, n, make in cases:
         results["geopandas 1.2"] = measure(
             [sys.executable, "-c", GEOPANDAS, src, os.path.join(work, f"gpd-{name}.parquet")]
         )
+        if has_dask:
+            results["dask-geopandas 0.5"] = measure(
+                [sys.executable, "-c", DASK, src, os.path.join(work, f"dask-{name}")]
+            )
     duck = results["DuckDB 1.5.5 + spatial"][0]
     for tool, (wall, rss) in results.items():
         print(f"| {n:,} {name} ({size:.0f} MB) | {tool} | {wall:.2f} | {rss:.0f} | {duck / wall:.2f} |")

@@ -107,6 +107,12 @@ pub(crate) struct IngestArgs {
     /// Replace an existing table.
     #[arg(long)]
     overwrite: bool,
+    /// Memory (MiB) the rows may hold; larger inputs stream through the temporary folder.
+    #[arg(long, value_name = "MIB")]
+    memory_limit: Option<usize>,
+    /// Temporary folder for downloads and runs (default: the system's).
+    #[arg(long)]
+    temp_dir: Option<std::path::PathBuf>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -169,6 +175,12 @@ pub(crate) async fn ingest(a: IngestArgs) -> fused::Result<ExitCode> {
     if let Some(s) = &a.output_metadata {
         job = job.output_metadata(s);
     }
+    if let Some(mib) = a.memory_limit {
+        job = job.memory_limit(mib.saturating_mul(1 << 20));
+    }
+    if let Some(dir) = a.temp_dir {
+        job = job.temp_dir(dir);
+    }
     if let Some(layer) = a.layer {
         job = job.gdal_config(ingest::OpenConfig {
             layer: Some(layer),
@@ -198,6 +210,11 @@ pub(crate) async fn ingest(a: IngestArgs) -> fused::Result<ExitCode> {
                 bar.set_length(*total);
                 bar.set_position(*done);
                 bar.set_message("writing files".to_owned());
+            }
+            Progress::Distributing { done, total } => {
+                bar.set_length(*total);
+                bar.set_position(*done);
+                bar.set_message("sorting rows into files".to_owned());
             }
             Progress::Published => bar.set_message("published".to_owned()),
             _ => {}
