@@ -26,6 +26,8 @@ pub(crate) struct Measure {
     pub length: f64,
     /// Number of coordinates.
     pub coords: u64,
+    /// False when a coordinate is NaN or infinite (the other fields then mean nothing).
+    pub finite: bool,
 }
 
 /// Running sums while walking a geometry.
@@ -41,10 +43,14 @@ struct Acc {
     n: u64,
     px: f64,
     py: f64,
+    bad: bool,
 }
 
 impl Acc {
     fn coord(&mut self, x: f64, y: f64) {
+        if !(x.is_finite() && y.is_finite()) {
+            self.bad = true;
+        }
         self.n += 1;
         self.px += x;
         self.py += y;
@@ -151,6 +157,7 @@ pub(crate) fn measure(wkb: &[u8]) -> Result<Option<Measure>, String> {
             area: 0.0,
             length: 0.0,
             coords: 1,
+            finite: x.is_finite() && y.is_finite(),
         }));
     }
     let g = wkb::reader::read_wkb(wkb).map_err(|e| format!("invalid WKB geometry: {e}"))?;
@@ -159,9 +166,6 @@ pub(crate) fn measure(wkb: &[u8]) -> Result<Option<Measure>, String> {
     let Some(bbox) = acc.bbox else {
         return Ok(None);
     };
-    if bbox.iter().any(|v| !v.is_finite()) {
-        return Err("a coordinate is not a finite number".into());
-    }
     let (cx, cy) = if acc.area.abs() > 0.0 {
         (acc.ax / acc.area, acc.ay / acc.area)
     } else if acc.length > 0.0 {
@@ -176,6 +180,7 @@ pub(crate) fn measure(wkb: &[u8]) -> Result<Option<Measure>, String> {
         area: acc.area.abs(),
         length: acc.length,
         coords: acc.n,
+        finite: !acc.bad,
     }))
 }
 

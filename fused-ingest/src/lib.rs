@@ -16,6 +16,48 @@
 //! EPSG:4326 with GeoParquet 1.1 metadata) and `<output>/_sample`, written last, whose metadata
 //! holds the chunk index (`fused:format_version` 5, `fused:_metadata`) that
 //! [`get_chunks_metadata`], the SDK's `fused.get_chunks_metadata` and box queries read.
+//!
+//! # How it works
+//!
+//! 1. **Read and prepare** every piece of input (a Parquet row group, or a whole file of the
+//!    other formats) on all cores: geometry to WKB in EPSG:4326 (reprojected from Web Mercator
+//!    or UTM), multi-parts exploded and large polygons subdivided when asked; rows without a
+//!    geometry, with a non-finite coordinate, or (by default) outside lon [-180, 180] / lat
+//!    [-90, 90] are dropped and counted in [`Counts`]. Each row keeps its centroid and weight.
+//! 2. **Partition** (see below) into files of at most `partitioning_maximum_per_file` of the
+//!    weight, then each file into chunks of at most `partitioning_maximum_per_chunk`.
+//! 3. **Write** one Parquet file per file, one row group per chunk (rows in input order), then
+//!    `_sample`, in a staging folder; **publish** by renaming it into place (an atomic exchange
+//!    when replacing a local table), or, for object storage, by uploading the files and
+//!    `_sample` last (a replaced table's files get new ids, so a reader of the old `_sample`
+//!    never reads a rewritten file).
+//!
+//! Inputs whose prepared rows exceed the memory limit ([`Ingest::memory_limit`], default
+//! [`DEFAULT_MEMORY_LIMIT`]) take two passes instead: files are planned on the first pass's
+//! centroids (a regular sample past 8 M rows), the second pass sends each row to its file's
+//! run in the temporary folder, and each file is then loaded alone, partitioned exactly (split
+//! again when the sample underestimated it) and written.
+//!
+//! # The partitioning, where the SDK leaves it open
+//!
+//! Fused runs its partitioner on its servers; this one follows the documented behaviour:
+//! - A partition owns a *cell* (the root cell is the box of the centroids, widened to obey the
+//!   ratios). It is split (a) at the UTM zone boundary nearest the centroids' mean, or the
+//!   equator, when `partitioning_force_utm` applies and its centroids span zones or
+//!   hemispheres; (b) in half across its long side when the cell is wider (taller) than
+//!   `partitioning_max_width_ratio` (`_height_ratio`) times its height (width) — so every
+//!   chunk's cell obeys the ratios; (c) when over budget, at the mean (or weighted median) of
+//!   the centroids along the cell's long side. Partitions whose rows all share one centroid
+//!   are cut into consecutive runs of rows within the budget (`split_identical_centroids`).
+//! - Budgets: a tenth of the total weight per file and a hundredth per chunk by default; with
+//!   no maximum per file, `target_num_chunks` below 10 asks for fewer, larger files
+//!   (`total / target_num_chunks`).
+//! - `subdivide_start`/`_stop`: polygons larger than `start` square degrees are cut by halving
+//!   their box until every piece is at most `stop` (default: `start`), 16 halvings at most.
+//! - `partitioning_schema_input`: rows go to the first box (by file and chunk id) holding their
+//!   centroid, else the nearest; files keep the boxes' file ids, boxes no row reached are left
+//!   out, and chunk boxes shrink to their rows.
+//! - `ingest_nongeospatial` sorts by `partition_col` and cuts by row count.
 
 mod error;
 mod geometry;
@@ -313,6 +355,20 @@ impl IngestNonGeo {
     }
 
     context_setters!();
+
+    /// The options as set.
+    pub fn options_ref(&self) -> &NonGeoOptions {
+        &self.options
+    }
+
+    /// The SDK's job step (`partition_nongeospatial`) for this ingestion.
+    pub fn job_step(&self) -> serde_json::Value {
+        let mut step = serde_json::to_value(&self.options).unwrap_or_default();
+        step["type"] = "partition_nongeospatial".into();
+        step["input"] = serde_json::json!(self.inputs);
+        step["output"] = self.output.clone().into();
+        step
+    }
 
     /// Parses the SDK's job step (`partition_nongeospatial`).
     pub fn from_job_step(step: &serde_json::Value) -> Result<Self> {

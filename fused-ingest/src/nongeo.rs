@@ -40,7 +40,7 @@ pub(crate) async fn run(
     )
     .await?;
     let target = Target::prepare(&output, ctx.storage.clone(), opts.overwrite).await?;
-    let staging = target.staging()?;
+    let staging = target.staging(ctx.temp_dir.as_deref())?;
     let (dir, first, o, nfiles) = (
         staging.path().to_path_buf(),
         target.first_file_id(),

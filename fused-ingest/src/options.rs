@@ -233,20 +233,35 @@ fn default_max_chunk_rows() -> u64 {
     65_000
 }
 
+fn file_rows_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.unwrap_or_else(default_max_file_rows))
+}
+
+fn chunk_rows_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.unwrap_or_else(default_max_chunk_rows))
+}
+
 /// The options of `fused.ingest_nongeospatial`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NonGeoOptions {
     /// Base path of the metadata table (gets a copy of the chunk index).
     #[serde(default)]
     pub output_metadata: Option<String>,
-    /// Sort rows by this column, so equal values stay together and each chunk covers a range.
+    /// Sort rows by this column, so each chunk covers a contiguous range of its values (equal
+    /// values may span two chunks when they outnumber a chunk).
     #[serde(default)]
     pub partition_col: Option<String>,
-    /// The most rows per file.
-    #[serde(default = "default_max_file_rows")]
+    /// The most rows per file (`null` in a job step means the default).
+    #[serde(
+        default = "default_max_file_rows",
+        deserialize_with = "file_rows_or_default"
+    )]
     pub partitioning_maximum_per_file: u64,
-    /// The most rows per chunk.
-    #[serde(default = "default_max_chunk_rows")]
+    /// The most rows per chunk (`null` in a job step means the default).
+    #[serde(
+        default = "default_max_chunk_rows",
+        deserialize_with = "chunk_rows_or_default"
+    )]
     pub partitioning_maximum_per_chunk: u64,
     /// Replace an existing table at the output.
     #[serde(default)]

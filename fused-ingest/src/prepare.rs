@@ -42,6 +42,8 @@ pub struct Counts {
     pub dropped_empty: u64,
     /// Rows dropped for coordinates outside lon [-180, 180] / lat [-90, 90].
     pub dropped_out_of_bounds: u64,
+    /// Rows dropped for a coordinate that is not a finite number (NaN, infinity).
+    pub dropped_invalid: u64,
     /// Rows added by exploding multi-part geometries.
     pub added_by_explode: u64,
     /// Rows added by subdividing large geometries.
@@ -54,6 +56,7 @@ impl Counts {
         self.rows_read += o.rows_read;
         self.dropped_empty += o.dropped_empty;
         self.dropped_out_of_bounds += o.dropped_out_of_bounds;
+        self.dropped_invalid += o.dropped_invalid;
         self.added_by_explode += o.added_by_explode;
         self.added_by_subdivide += o.added_by_subdivide;
     }
@@ -155,6 +158,11 @@ impl Preparer {
                 None
             };
             let mut list: Vec<std::borrow::Cow<'_, [u8]>> = match parts {
+                Some(p) if p.is_empty() => {
+                    counts.dropped_empty += 1;
+                    changed = true;
+                    continue;
+                }
                 Some(p) => {
                     counts.added_by_explode += p.len().saturating_sub(1) as u64;
                     p.into_iter().map(std::borrow::Cow::Owned).collect()
@@ -185,6 +193,11 @@ impl Preparer {
                         continue;
                     }
                 };
+                if !m.finite {
+                    counts.dropped_invalid += 1;
+                    changed = true;
+                    continue;
+                }
                 if !geometry::in_wgs84_range(&m.bbox) && opts.drops_out_of_bounds() {
                     counts.dropped_out_of_bounds += 1;
                     changed = true;
@@ -359,7 +372,8 @@ pub(crate) fn geometry_field() -> Field {
     Field::new(GEOMETRY, DataType::Binary, true)
 }
 
-fn key(m: &Measure, method: PartitioningMethod) -> Key {
+/// The key of a measured geometry.
+pub(crate) fn key(m: &Measure, method: PartitioningMethod) -> Key {
     let w = match method {
         PartitioningMethod::Rows => 1.0,
         PartitioningMethod::Area => m.area,

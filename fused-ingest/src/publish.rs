@@ -197,13 +197,17 @@ pub(crate) async fn read_boxes(
 #[derive(Debug)]
 pub(crate) enum Target {
     /// A local folder.
-    Local { dir: PathBuf },
+    Local {
+        dir: PathBuf,
+        /// Whether a table there may be replaced.
+        overwrite: bool,
+    },
     /// A prefix of a storage.
     Remote {
         storage: Arc<dyn Storage>,
         url: String,
-        /// URLs of the files there before (removed once the new table is published).
-        old: Vec<String>,
+        /// The entries there before (removed once the new table is published).
+        old: Vec<fused_core::storage::ObjectMeta>,
         first_id: i64,
     },
 }
@@ -234,10 +238,16 @@ impl Target {
                     return Err(occupied(n));
                 }
             }
-            return Ok(Target::Local { dir });
+            return Ok(Target::Local { dir, overwrite });
         }
         let storage = need_storage(output, storage.as_ref())?.clone();
         let url = format!("{}/", output.trim_end_matches('/'));
+        let root = storage.resolve("fd://")?;
+        if storage.resolve(&url)?.trim_end_matches('/') == root.trim_end_matches('/') {
+            return Err(Error::Options(format!(
+                "output {output} is the storage root; ingest into a folder of it"
+            )));
+        }
         let old: Vec<_> = match storage.list(&url).await {
             Ok(l) => l,
             Err(fused_core::Error::NotFound(_)) => Vec::new(),
@@ -254,7 +264,7 @@ impl Target {
         Ok(Target::Remote {
             storage,
             url,
-            old: old.into_iter().map(|m| m.url).collect(),
+            old,
             first_id,
         })
     }
@@ -269,10 +279,10 @@ impl Target {
     }
 
     /// A staging folder: beside a local output (same file system, so publishing is a
-    /// rename), in the temporary folder otherwise.
-    pub(crate) fn staging(&self) -> Result<tempfile::TempDir> {
+    /// rename), in `temp` (or the system's temporary folder) otherwise.
+    pub(crate) fn staging(&self, temp: Option<&Path>) -> Result<tempfile::TempDir> {
         let (base, prefix) = match self {
-            Target::Local { dir } => {
+            Target::Local { dir, .. } => {
                 let parent = dir
                     .parent()
                     .filter(|p| !p.as_os_str().is_empty())
@@ -285,7 +295,11 @@ impl Target {
                     .unwrap_or_else(|| "table".into());
                 (parent.to_path_buf(), format!(".{name}.staging-"))
             }
-            Target::Remote { .. } => (std::env::temp_dir(), "fused-ingest-out-".to_owned()),
+            Target::Remote { .. } => (
+                temp.map(Path::to_path_buf)
+                    .unwrap_or_else(std::env::temp_dir),
+                "fused-ingest-out-".to_owned(),
+            ),
         };
         tempfile::Builder::new()
             .prefix(&prefix)
@@ -298,22 +312,24 @@ impl Target {
             })
     }
 
-    /// Makes the staged table the output's.
+    /// Makes the staged table the output's, then copies its `_sample` to the metadata table
+    /// when there is one.
     pub(crate) async fn publish(
         &self,
         staging: tempfile::TempDir,
         metadata: &Option<String>,
     ) -> Result<()> {
-        if let Some(meta) = metadata {
-            let sample = staging.path().join("_sample");
-            copy_sample(&sample, meta, self).await?;
-        }
+        let sample =
+            tempfile::NamedTempFile::new_in(staging.path().parent().unwrap_or(Path::new(".")))
+                .map_err(|e| Error::io("keeping a copy of _sample", e))?;
+        std::fs::copy(staging.path().join("_sample"), sample.path())
+            .map_err(|e| Error::io("keeping a copy of _sample", e))?;
         match self {
-            Target::Local { dir } => {
-                let dir = dir.clone();
-                tokio::task::spawn_blocking(move || swap_in(staging, &dir))
+            Target::Local { dir, overwrite } => {
+                let (dir, overwrite) = (dir.clone(), *overwrite);
+                tokio::task::spawn_blocking(move || swap_in(staging, &dir, overwrite))
                     .await
-                    .map_err(|e| Error::Encode(format!("publishing failed: {e}")))?
+                    .map_err(|e| Error::Encode(format!("publishing failed: {e}")))??;
             }
             Target::Remote {
                 storage, url, old, ..
@@ -326,20 +342,24 @@ impl Target {
                     .collect();
                 names.sort();
                 names.push("_sample".into());
-                let mut new = Vec::new();
                 for n in &names {
-                    let dest = format!("{url}{n}");
-                    put_file(storage, &staging.path().join(n), &dest).await?;
-                    new.push(dest);
+                    put_file(storage, &staging.path().join(n), &format!("{url}{n}")).await?;
                 }
-                for o in old.iter().filter(|o| !new.contains(o)) {
-                    if let Err(e) = storage.delete(o, Some(0)).await {
-                        tracing::warn!(error = %e, "could not remove {o} of the replaced table");
+                // The replaced table's files (by name: listings spell URLs as `fd://…`).
+                for o in old
+                    .iter()
+                    .filter(|o| !o.is_directory && !names.contains(&o.file_name))
+                {
+                    if let Err(e) = storage.delete(&o.url, Some(0)).await {
+                        tracing::warn!(error = %e, "could not remove {} of the replaced table", o.url);
                     }
                 }
-                Ok(())
             }
         }
+        if let Some(meta) = metadata {
+            copy_sample(sample.path(), meta, self).await?;
+        }
+        Ok(())
     }
 }
 
@@ -360,7 +380,11 @@ async fn copy_sample(sample: &Path, meta: &str, target: &Target) -> Result<()> {
             tokio::fs::create_dir_all(&dir)
                 .await
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-            tokio::fs::copy(sample, dir.join("_sample"))
+            let tmp = dir.join("._sample.tmp");
+            tokio::fs::copy(sample, &tmp)
+                .await
+                .map_err(|e| Error::io(format!("writing {}", dir.display()), e))?;
+            tokio::fs::rename(&tmp, dir.join("_sample"))
                 .await
                 .map_err(|e| Error::io(format!("writing {}", dir.display()), e))?;
             Ok(())
@@ -383,17 +407,26 @@ async fn copy_sample(sample: &Path, meta: &str, target: &Target) -> Result<()> {
 /// Puts the staged folder at `dir`: a rename when `dir` is absent or empty, an atomic
 /// exchange (Linux `renameat2`) when it holds a table being replaced — then the old table is
 /// removed.
-fn swap_in(staging: tempfile::TempDir, dir: &Path) -> Result<()> {
-    let staged = staging.keep();
+fn swap_in(staging: tempfile::TempDir, dir: &Path, overwrite: bool) -> Result<()> {
     let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}", dir.display()), e);
-    if dir.is_dir()
-        && std::fs::read_dir(dir)
+    if dir.is_dir() {
+        let occupied = std::fs::read_dir(dir)
             .map_err(|e| io("listing", e))?
             .next()
-            .is_none()
-    {
-        std::fs::remove_dir(dir).map_err(|e| io("replacing", e))?;
+            .is_some();
+        if occupied && !overwrite {
+            // Another run published here meanwhile: keep its table (`staging` is removed).
+            return Err(Error::Options(format!(
+                "output {} was filled by someone else during this ingestion; pass overwrite to \
+                 replace it",
+                dir.display()
+            )));
+        }
+        if !occupied {
+            std::fs::remove_dir(dir).map_err(|e| io("replacing", e))?;
+        }
     }
+    let staged = staging.keep();
     if !dir.exists() {
         return std::fs::rename(&staged, dir).map_err(|e| {
             let _ = std::fs::remove_dir_all(&staged);
@@ -411,7 +444,10 @@ fn swap_in(staging: tempfile::TempDir, dir: &Path) -> Result<()> {
         // No atomic exchange on this file system: move the old table aside, then the new one
         // in (a reader may briefly find no table, never a mixed one).
         let aside = staged.with_extension("old");
-        std::fs::rename(dir, &aside).map_err(|e| io("moving aside", e))?;
+        if let Err(e) = std::fs::rename(dir, &aside) {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(io("moving aside", e));
+        }
         if let Err(e) = std::fs::rename(&staged, dir) {
             let _ = std::fs::rename(&aside, dir);
             let _ = std::fs::remove_dir_all(&staged);

@@ -262,9 +262,10 @@ pub fn read_bbox(dir: &Path, bbox: [f64; 4], columns: Option<&[&str]>) -> Result
         for batch in get_chunk_from_table(dir, file_id, Some(&chunks), cols.as_deref())? {
             let g = batch
                 .column_by_name(GEOMETRY)
-                .ok_or_else(|| table_err(dir, "no geometry column"))?
-                .as_binary::<i32>()
-                .clone();
+                .ok_or_else(|| table_err(dir, "no geometry column"))?;
+            let g = cast(g, &DataType::Binary)
+                .map_err(|e| table_err(dir, format!("the geometry column is not WKB: {e}")))?;
+            let g = g.as_binary::<i32>();
             let keep: BooleanArray = (0..g.len())
                 .map(|i| Some(!g.is_null(i) && intersects(g.value(i), &bbox, &rect)))
                 .collect();

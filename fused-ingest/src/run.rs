@@ -137,7 +137,7 @@ pub(crate) async fn run(
         Some(url) => Some(publish::read_boxes(url, ctx.storage.as_ref(), scratch.path()).await?),
         None => None,
     };
-    let staging = target.staging()?;
+    let staging = target.staging(ctx.temp_dir.as_deref())?;
     let opts = Arc::new(opts);
     let job = {
         let (opts, ctx, staging, scratch_path) = (
@@ -260,6 +260,22 @@ fn ingest_blocking(
     ))
 }
 
+/// The most files and chunks one ingestion writes: past that the maxima are surely mistaken
+/// (one file per row), and a clear error beats a folder of millions of files.
+const MAX_FILES: u64 = 100_000;
+const MAX_CHUNKS: u64 = 10_000_000;
+
+/// Refuses a plan of too many files or chunks.
+pub(crate) fn check_counts(files: u64, chunks: u64) -> Result<()> {
+    if files > MAX_FILES || chunks > MAX_CHUNKS {
+        return Err(Error::Options(format!(
+            "these maxima would write {files} files and {chunks} chunks (limits: {MAX_FILES} \
+             files, {MAX_CHUNKS} chunks); raise partitioning_maximum_per_file / _per_chunk"
+        )));
+    }
+    Ok(())
+}
+
 /// The weight budgets of files and chunks.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budgets {
@@ -320,12 +336,20 @@ fn in_memory(
         let b = offsets.partition_point(|o| *o <= r) - 1;
         (b, r - offsets[b])
     };
-    let plan: Vec<Vec<Vec<u32>>> = match boxes {
-        Some(b) => assign_to_boxes(items, &b),
-        None => plan(items, budgets),
+    // Files by id: numbered in order, or keeping the ids of predefined boxes.
+    let (ids, plan): (Vec<i64>, Vec<Vec<Vec<u32>>>) = match boxes {
+        Some(b) => assign_to_boxes(items, &b)
+            .into_iter()
+            .map(|(id, f)| (first_id + id, f))
+            .unzip(),
+        None => {
+            let p = plan(items, budgets);
+            ((0..p.len() as i64).map(|i| first_id + i).collect(), p)
+        }
     };
     let nfiles = plan.len() as u64;
     let nchunks: u64 = plan.iter().map(|f| f.len() as u64).sum();
+    check_counts(nfiles, nchunks)?;
     ctx.report(Progress::Partitioned {
         files: nfiles,
         chunks: nchunks,
@@ -345,7 +369,7 @@ fn in_memory(
                 .iter()
                 .map(|c| c.iter().map(|r| locate(*r)).collect())
                 .collect();
-            let id = first_id + i as i64;
+            let id = ids[i];
             let path = staging.join(format!("{id}.parquet"));
             let s = writer.write_file(&path, id, batches, &rows)?;
             let d = done.fetch_add(1, Ordering::SeqCst) + 1;
@@ -401,51 +425,118 @@ fn plan(items: &mut [Item], budgets: &Budgets) -> Vec<Vec<Vec<u32>>> {
 }
 
 /// Rows assigned to predefined boxes: the first box (by file and chunk id) holding a row's
-/// centroid, else the nearest; files and chunks keep the order of the boxes' ids.
-pub(crate) fn assign_to_boxes(keys: &[Item], boxes: &[ChunkEntry]) -> Vec<Vec<Vec<u32>>> {
-    let mut sorted: Vec<ChunkEntry> = boxes.to_vec();
-    sorted.sort_by_key(|c| (c.file_id, c.chunk_id));
+/// centroid, else the nearest; files keep the boxes' file ids, chunks the order of their ids
+/// (boxes no row went to are left out).
+pub(crate) fn assign_to_boxes(keys: &[Item], boxes: &[ChunkEntry]) -> Vec<(i64, Vec<Vec<u32>>)> {
+    let index = BoxIndex::new(boxes.to_vec());
+    let sorted = index.boxes();
     let owner: Vec<usize> = keys
         .par_iter()
-        .map(|k| box_of(&sorted, f64::from(k.x), f64::from(k.y)))
+        .map(|k| index.find(f64::from(k.x), f64::from(k.y)))
         .collect();
     let mut per_box: Vec<Vec<u32>> = vec![Vec::new(); sorted.len()];
     for (k, b) in keys.iter().zip(owner) {
         per_box[b].push(k.row);
     }
-    let mut files: Vec<Vec<Vec<u32>>> = Vec::new();
-    let mut last_file = None;
-    for (b, rows) in sorted.iter().zip(per_box) {
+    let mut files: Vec<(i64, Vec<Vec<u32>>)> = Vec::new();
+    for (b, mut rows) in sorted.iter().zip(per_box) {
         if rows.is_empty() {
             continue;
         }
-        if last_file != Some(b.file_id) {
-            files.push(Vec::new());
-            last_file = Some(b.file_id);
-        }
-        if let Some(f) = files.last_mut() {
-            f.push(rows);
+        rows.sort_unstable();
+        match files.last_mut() {
+            Some((id, f)) if *id == b.file_id => f.push(rows),
+            _ => files.push((b.file_id, vec![rows])),
         }
     }
     files
 }
 
-/// The box (of boxes sorted by file and chunk id) a centroid goes to: the first holding it,
-/// else the nearest.
-pub(crate) fn box_of(sorted: &[ChunkEntry], x: f64, y: f64) -> usize {
-    let dist = |b: &ChunkEntry| {
-        let dx = (b.bbox[0] - x).max(0.0).max(x - b.bbox[2]);
-        let dy = (b.bbox[1] - y).max(0.0).max(y - b.bbox[3]);
-        dx * dx + dy * dy
-    };
-    sorted
-        .iter()
-        .position(|b| dist(b) == 0.0)
-        .unwrap_or_else(|| {
-            (0..sorted.len())
-                .min_by(|a, b| dist(&sorted[*a]).total_cmp(&dist(&sorted[*b])))
-                .unwrap_or(0)
-        })
+/// Finds the box (of boxes sorted by file and chunk id) a centroid goes to: the first holding
+/// it, else the nearest. A grid over the boxes keeps a lookup to the few boxes of one cell.
+#[derive(Debug)]
+pub(crate) struct BoxIndex {
+    boxes: Vec<ChunkEntry>,
+    extent: [f64; 4],
+    n: usize,
+    cells: Vec<Vec<u32>>,
+}
+
+impl BoxIndex {
+    pub(crate) fn new(mut boxes: Vec<ChunkEntry>) -> Self {
+        boxes.sort_by_key(|c| (c.file_id, c.chunk_id));
+        let mut extent = [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for b in &boxes {
+            extent = [
+                extent[0].min(b.bbox[0]),
+                extent[1].min(b.bbox[1]),
+                extent[2].max(b.bbox[2]),
+                extent[3].max(b.bbox[3]),
+            ];
+        }
+        let n = ((boxes.len() as f64).sqrt().ceil() as usize).clamp(1, 1024);
+        let mut idx = Self {
+            boxes,
+            extent,
+            n,
+            cells: vec![Vec::new(); n * n],
+        };
+        for (i, b) in idx.boxes.iter().enumerate() {
+            let (Some((c0, r0)), Some((c1, r1))) = (
+                idx.cell(b.bbox[0], b.bbox[1]),
+                idx.cell(b.bbox[2], b.bbox[3]),
+            ) else {
+                continue;
+            };
+            for r in r0..=r1 {
+                for c in c0..=c1 {
+                    idx.cells[r * n + c].push(i as u32);
+                }
+            }
+        }
+        idx
+    }
+
+    /// The boxes, sorted.
+    pub(crate) fn boxes(&self) -> &[ChunkEntry] {
+        &self.boxes
+    }
+
+    fn cell(&self, x: f64, y: f64) -> Option<(usize, usize)> {
+        let [x0, y0, x1, y1] = self.extent;
+        if !(x >= x0 && x <= x1 && y >= y0 && y <= y1) {
+            return None;
+        }
+        let f = |v: f64, lo: f64, hi: f64| {
+            let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.0 };
+            ((t * self.n as f64) as usize).min(self.n - 1)
+        };
+        Some((f(x, x0, x1), f(y, y0, y1)))
+    }
+
+    /// The index of the box a centroid goes to.
+    pub(crate) fn find(&self, x: f64, y: f64) -> usize {
+        let dist = |b: &ChunkEntry| {
+            let dx = (b.bbox[0] - x).max(0.0).max(x - b.bbox[2]);
+            let dy = (b.bbox[1] - y).max(0.0).max(y - b.bbox[3]);
+            dx * dx + dy * dy
+        };
+        if let Some((c, r)) = self.cell(x, y)
+            && let Some(i) = self.cells[r * self.n + c]
+                .iter()
+                .find(|i| dist(&self.boxes[**i as usize]) == 0.0)
+        {
+            return *i as usize;
+        }
+        (0..self.boxes.len())
+            .min_by(|a, b| dist(&self.boxes[*a]).total_cmp(&dist(&self.boxes[*b])))
+            .unwrap_or(0)
+    }
 }
 
 /// The `fused:job_meta` JSON: what ran and what it made (nothing that varies between runs of

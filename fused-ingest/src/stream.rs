@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use arrow::array::{ArrayRef, AsArray, Float32Array, UInt32Array, UInt64Array};
+use arrow::array::{AsArray, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
-use arrow::datatypes::{DataType, Field, Float32Type, Schema, SchemaRef, UInt64Type};
+use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
@@ -27,16 +27,10 @@ use crate::scan::{self, DEFAULT_MEMORY_LIMIT, Scan};
 use crate::source;
 use crate::write::{ChunkEntry, ChunkRows, Writer};
 
-/// The extra columns of a run: the row's number and its key.
-const ROW: &str = "__fused_row";
-const KX: &str = "__fused_x";
-const KY: &str = "__fused_y";
-const KW: &str = "__fused_w";
-
 /// Where rows go: to a file planned from the sample, or to a predefined box.
 enum Router {
     Tree { tree: Node, starts: Vec<usize> },
-    Boxes(Vec<ChunkEntry>),
+    Boxes(crate::run::BoxIndex),
 }
 
 impl Router {
@@ -46,7 +40,7 @@ impl Router {
                 .route(x, y, row)
                 .and_then(|s| starts.binary_search(&s).ok())
                 .unwrap_or(0),
-            Router::Boxes(b) => crate::run::box_of(b, f64::from(x), f64::from(y)),
+            Router::Boxes(b) => b.find(f64::from(x), f64::from(y)),
         }
     }
 }
@@ -73,8 +67,9 @@ pub(crate) fn run(
     } = scan;
     // Plan the files (or take the boxes, sorted by file and chunk id).
     let (router, groups) = match boxes {
-        Some(mut b) => {
-            b.sort_by_key(|c| (c.file_id, c.chunk_id));
+        Some(b) => {
+            let index = crate::run::BoxIndex::new(b);
+            let b = index.boxes();
             let mut groups: Vec<Vec<usize>> = Vec::new();
             for (i, c) in b.iter().enumerate() {
                 match groups.last_mut() {
@@ -82,10 +77,11 @@ pub(crate) fn run(
                     _ => groups.push(vec![i]),
                 }
             }
-            (Router::Boxes(b), groups)
+            (Router::Boxes(index), groups)
         }
         None => {
             let (leaves, tree) = partition::partition_tree(&mut items, None, &budgets.file);
+            crate::run::check_counts(leaves.len() as u64, 0)?;
             let starts: Vec<usize> = leaves.iter().map(|l| l.range.start).collect();
             let groups = (0..leaves.len()).map(|i| vec![i]).collect();
             (Router::Tree { tree, starts }, groups)
@@ -97,15 +93,13 @@ pub(crate) fn run(
         .prefix("runs-")
         .tempdir_in(scratch)
         .map_err(|e| Error::io("creating the run folder", e))?;
-    let run_schema = run_schema(&schema);
     let t = std::time::Instant::now();
-    distribute(
+    let firsts = distribute(
         files,
         opts,
         ctx,
         scratch,
         &schema,
-        &run_schema,
         &router,
         &unit_rows,
         ndest,
@@ -135,25 +129,35 @@ pub(crate) fn run(
                 .map(|m| m.len())
                 .sum();
             let _permit = gate.acquire(size as usize);
-            let out = write_group(
-                g,
-                dests,
-                spill.path(),
-                &writer,
-                budgets,
-                boxes_mode,
-                staging,
-            )?;
+            let runs: Vec<(PathBuf, &[u64])> = dests
+                .iter()
+                .map(|d| (run_path(spill.path(), *d), firsts[*d].as_slice()))
+                .collect();
+            let method = opts.partitioning_method;
+            let out = write_group(g, &runs, method, &writer, budgets, boxes_mode, staging)?;
             let d = done.fetch_add(1, Ordering::SeqCst) + 1;
             ctx.report(Progress::Writing { done: d, total });
             Ok(out)
         })
         .collect::<Result<_>>()?;
-    // Number the files in plan order.
+    // Number the files in plan order (predefined boxes keep their file ids).
+    let box_ids: Option<Vec<i64>> = match &router {
+        Router::Boxes(b) => Some(groups.iter().map(|g| b.boxes()[g[0]].file_id).collect()),
+        Router::Tree { .. } => None,
+    };
     let mut index = Vec::new();
     let mut samples = Vec::new();
     let mut id = first_id;
-    for w in written.into_iter().flatten() {
+    let mut nfiles = 0u64;
+    for (g, w) in written
+        .into_iter()
+        .enumerate()
+        .flat_map(|(g, ws)| ws.into_iter().map(move |w| (g, w)))
+    {
+        if let Some(ids) = &box_ids {
+            id = first_id + ids[g];
+        }
+        nfiles += 1;
         let path = staging.join(format!("{id}.parquet"));
         std::fs::rename(&w.path, &path)
             .map_err(|e| Error::io(format!("renaming {}", w.path.display()), e))?;
@@ -165,8 +169,8 @@ pub(crate) fn run(
         samples.push(w.sample);
         id += 1;
     }
-    let nfiles = (id - first_id) as u64;
     let nchunks = index.len() as u64;
+    crate::run::check_counts(nfiles, nchunks)?;
     ctx.report(Progress::Partitioned {
         files: nfiles,
         chunks: nchunks,
@@ -186,21 +190,20 @@ pub(crate) fn run(
     })
 }
 
-fn run_schema(schema: &SchemaRef) -> SchemaRef {
-    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new(ROW, DataType::UInt64, false));
-    for k in [KX, KY, KW] {
-        fields.push(Field::new(k, DataType::Float32, false));
-    }
-    Arc::new(Schema::new(fields))
-}
-
 fn run_path(dir: &Path, dest: usize) -> PathBuf {
     dir.join(format!("{dest}.arrows"))
 }
 
+/// A run being written: the batches of one destination, and the number of the first row of
+/// each (rows of a batch come from one prepared batch, so its numbers are increasing).
+#[derive(Default)]
+struct Run {
+    writer: Option<StreamWriter<BufWriter<File>>>,
+    firsts: Vec<u64>,
+}
+
 /// The second pass: reads and prepares the input again, and appends every row to the run of
-/// its destination.
+/// its destination; returns each run's first row numbers, batch by batch.
 #[allow(clippy::too_many_arguments)]
 fn distribute(
     files: &[PathBuf],
@@ -208,12 +211,11 @@ fn distribute(
     ctx: &Context,
     scratch: &Path,
     schema: &SchemaRef,
-    run_schema: &SchemaRef,
     router: &Router,
     unit_rows: &[u64],
     ndest: usize,
     dir: &Path,
-) -> Result<()> {
+) -> Result<Vec<Vec<u64>>> {
     let opened = files
         .iter()
         .map(|f| source::open(f, opts, scratch))
@@ -232,8 +234,7 @@ fn distribute(
             Some(f)
         })
         .collect();
-    let runs: Vec<Mutex<Option<StreamWriter<BufWriter<File>>>>> =
-        (0..ndest).map(|_| Mutex::new(None)).collect();
+    let runs: Vec<Mutex<Run>> = (0..ndest).map(|_| Mutex::new(Run::default())).collect();
     let total = jobs.len() as u64;
     let done = AtomicU64::new(0);
     jobs.into_par_iter()
@@ -261,33 +262,22 @@ fn distribute(
                     if idx.is_empty() {
                         continue;
                     }
-                    let rows =
-                        UInt64Array::from_iter_values(idx.iter().map(|j| row + u64::from(*j)));
-                    let key = |f: fn(&prepare::Key) -> f32| -> ArrayRef {
-                        Arc::new(Float32Array::from_iter_values(
-                            idx.iter().map(|j| f(&p.keys[*j as usize])),
-                        ))
-                    };
-                    let picked = take_record_batch(&batch, &UInt32Array::from(idx.clone()))?;
-                    let mut cols = picked.columns().to_vec();
-                    cols.push(Arc::new(rows));
-                    cols.push(key(|k| k.x));
-                    cols.push(key(|k| k.y));
-                    cols.push(key(|k| k.w));
-                    let out = RecordBatch::try_new(run_schema.clone(), cols)?;
-                    let mut w = runs[dest].lock().unwrap_or_else(|p| p.into_inner());
-                    if w.is_none() {
+                    let first_row = row + u64::from(idx[0]);
+                    let out = take_record_batch(&batch, &UInt32Array::from(idx))?;
+                    let mut run = runs[dest].lock().unwrap_or_else(|p| p.into_inner());
+                    if run.writer.is_none() {
                         let path = run_path(dir, dest);
                         let f = File::create(&path)
                             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-                        *w = Some(StreamWriter::try_new(
+                        run.writer = Some(StreamWriter::try_new(
                             BufWriter::with_capacity(64 << 10, f),
-                            run_schema,
+                            schema,
                         )?);
                     }
-                    if let Some(w) = w.as_mut() {
+                    if let Some(w) = run.writer.as_mut() {
                         w.write(&out)?;
                     }
+                    run.firsts.push(first_row);
                 }
                 row += p.keys.len() as u64;
             }
@@ -295,12 +285,15 @@ fn distribute(
             ctx.report(Progress::Distributing { done: d, total });
             Ok(())
         })?;
+    let mut firsts = Vec::with_capacity(ndest);
     for r in runs {
-        if let Some(mut w) = r.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        let mut r = r.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = r.writer.as_mut() {
             w.finish()?;
         }
+        firsts.push(r.firsts);
     }
-    Ok(())
+    Ok(firsts)
 }
 
 /// A file written by the third pass, before it is numbered.
@@ -313,81 +306,87 @@ struct Written {
 /// Loads the runs of one group, partitions them exactly and writes their file(s).
 fn write_group(
     g: usize,
-    dests: &[usize],
-    dir: &Path,
+    runs: &[(PathBuf, &[u64])],
+    method: crate::options::PartitioningMethod,
     writer: &Writer,
     budgets: &Budgets,
     boxes_mode: bool,
     staging: &Path,
 ) -> Result<Vec<Written>> {
-    // Each destination's rows, in input order.
-    let mut parts = Vec::new();
-    for d in dests {
-        let path = run_path(dir, *d);
+    // Each destination's rows, in input order: the data columns as they were read (no copy),
+    // the keys as items numbered by position.
+    let mut data: Vec<RecordBatch> = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
+    let mut sizes = Vec::new();
+    let geometry = writer
+        .schema
+        .index_of(crate::prepare::GEOMETRY)
+        .map_err(|e| Error::Encode(e.to_string()))?;
+    for (path, firsts) in runs {
         if !path.exists() {
-            parts.push(None);
             continue;
         }
         let f =
-            File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         let reader = StreamReader::try_new(std::io::BufReader::with_capacity(1 << 20, f), None)?;
-        let mut batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+        let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
         // Each batch holds rows of one prepared batch (a contiguous range of row numbers, in
         // order), and ranges never interleave: ordering batches by their first row orders
         // the rows.
-        let mut firsts = Vec::with_capacity(batches.len());
-        for b in &batches {
-            let rows = b.column_by_name(ROW).ok_or_else(missing)?;
-            firsts.push(
-                rows.as_primitive::<UInt64Type>()
-                    .values()
-                    .first()
-                    .copied()
-                    .unwrap_or(0),
-            );
+        if batches.len() != firsts.len() {
+            return Err(Error::Encode(format!(
+                "the run {} is incomplete",
+                path.display()
+            )));
         }
-        let mut order: Vec<usize> = (0..batches.len()).collect();
-        order.sort_unstable_by_key(|i| firsts[*i]);
-        let empty = RecordBatch::new_empty(reader_schema(&batches));
-        let sorted: Vec<RecordBatch> = order
-            .into_iter()
-            .map(|i| std::mem::replace(&mut batches[i], empty.clone()))
-            .collect();
-        drop(batches);
-        parts.push(Some(concat_batches(&reader_schema(&sorted), &sorted)?));
-        let _ = std::fs::remove_file(&path);
+        let mut keyed: Vec<(u64, RecordBatch)> = firsts.iter().copied().zip(batches).collect();
+        keyed.sort_unstable_by_key(|(first, _)| *first);
+        let mut n = 0;
+        for (_, b) in keyed {
+            // Keys again from the geometries (cheaper than keeping them in the run).
+            let g = b.column(geometry).as_binary::<i32>();
+            for i in 0..b.num_rows() {
+                let k = match crate::geometry::measure(g.value(i)) {
+                    Ok(Some(m)) => crate::prepare::key(&m, method),
+                    _ => crate::prepare::Key {
+                        x: 0.0,
+                        y: 0.0,
+                        w: 0.0,
+                    },
+                };
+                items.push(Item {
+                    x: k.x,
+                    y: k.y,
+                    w: k.w,
+                    row: items.len() as u32,
+                });
+            }
+            n += b.num_rows();
+            data.push(b);
+        }
+        sizes.push(n);
+        let _ = std::fs::remove_file(path);
     }
-    let parts: Vec<RecordBatch> = parts.into_iter().flatten().collect();
-    if parts.is_empty() {
+    if items.is_empty() {
         return Ok(Vec::new());
     }
-    let sizes: Vec<usize> = parts.iter().map(|p| p.num_rows()).collect();
-    let all = concat_batches(&parts[0].schema(), &parts)?;
-    drop(parts);
-    let col = |n: &str| -> Result<&arrow::array::PrimitiveArray<Float32Type>> {
-        Ok(all
-            .column_by_name(n)
-            .ok_or_else(missing)?
-            .as_primitive::<Float32Type>())
-    };
-    let (xs, ys, ws) = (col(KX)?, col(KY)?, col(KW)?);
-    let mut items: Vec<Item> = (0..all.num_rows())
-        .map(|i| Item {
-            x: xs.value(i),
-            y: ys.value(i),
-            w: ws.value(i),
-            row: i as u32,
-        })
+    let offsets: Vec<usize> = std::iter::once(0)
+        .chain(data.iter().scan(0, |acc, b| {
+            *acc += b.num_rows();
+            Some(*acc)
+        }))
         .collect();
-    let data = all.project(&(0..writer.schema.fields().len()).collect::<Vec<_>>())?;
-    drop(all);
+    let locate = |r: usize| -> (usize, usize) {
+        let b = offsets.partition_point(|o| *o <= r) - 1;
+        (b, r - offsets[b])
+    };
     // Files (one unless the sample underestimated this one), then chunks.
     let files: Vec<Vec<ChunkRows>> = if boxes_mode {
         let mut start = 0;
         let chunks = sizes
             .iter()
             .map(|n| {
-                let c: ChunkRows = (start..start + n).map(|r| (0, r)).collect();
+                let c: ChunkRows = (start..start + n).map(locate).collect();
                 start += n;
                 c
             })
@@ -408,12 +407,17 @@ fn write_group(
                 let slice = &mut items[s.range];
                 partition::partition(slice, None, &budgets.chunk)
                     .into_iter()
-                    .map(|c| slice[c.range].iter().map(|i| (0, i.row as usize)).collect())
+                    .map(|c| {
+                        slice[c.range]
+                            .iter()
+                            .map(|i| locate(i.row as usize))
+                            .collect()
+                    })
                     .collect()
             })
             .collect()
     };
-    let data = [data];
+    drop(items);
     files
         .into_iter()
         .enumerate()
@@ -422,26 +426,15 @@ fn write_group(
             let summary = writer.write_file(&path, 0, &data, &chunks)?;
             let firsts: Vec<RecordBatch> = chunks
                 .iter()
-                .filter_map(|c| c.first().map(|(_, r)| data[0].slice(*r, 1)))
+                .filter_map(|c| c.first().map(|(b, r)| data[*b].slice(*r, 1)))
                 .collect();
             Ok(Written {
                 path,
                 chunks: summary.chunks,
-                sample: concat_batches(&data[0].schema(), &firsts)?,
+                sample: concat_batches(&writer.schema, &firsts)?,
             })
         })
         .collect()
-}
-
-fn reader_schema(batches: &[RecordBatch]) -> SchemaRef {
-    batches
-        .first()
-        .map(|b| b.schema())
-        .unwrap_or_else(|| Arc::new(Schema::empty()))
-}
-
-fn missing() -> Error {
-    Error::Encode("a run lost its key columns".into())
 }
 
 /// Admits work while the memory it needs fits in the limit (work larger than the limit runs

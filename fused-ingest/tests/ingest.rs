@@ -439,6 +439,115 @@ async fn bad_input_is_named_and_nothing_is_published() {
 }
 
 #[tokio::test]
+async fn object_storage_tables_are_replaced_file_by_file_with_sample_last() {
+    use fused_core::storage::Storage;
+    let storage: Arc<dyn Storage> = Arc::new(fused_storage::ObjectStorage::memory());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("p.parquet");
+    write_geoparquet(
+        &input,
+        points(5_000).iter().map(|(x, y)| point(*x, *y)).collect(),
+        1_000,
+    );
+    storage
+        .put(
+            "fd://in/p.parquet",
+            std::fs::read(&input).expect("read").into(),
+        )
+        .await
+        .expect("put");
+    let run = |overwrite: bool| {
+        ingest("fd://in/p.parquet", "fd://tables/p")
+            .storage(storage.clone())
+            .overwrite(overwrite)
+            .run_local()
+    };
+    let first = run(false).await.expect("first");
+    assert!(
+        run(false)
+            .await
+            .expect_err("exists")
+            .to_string()
+            .contains("overwrite")
+    );
+    let second = run(true).await.expect("second");
+    let names: Vec<String> = storage
+        .list("fd://tables/p/")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.file_name)
+        .collect();
+    // Only the new table is left: its files got ids after the old ones.
+    assert_eq!(names.len() as u64, second.files + 1, "{names:?}");
+    assert!(
+        names.contains(&format!("{}.parquet", first.files)),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"0.parquet".to_owned()), "{names:?}");
+    let sample = storage
+        .get("fd://tables/p/_sample", None)
+        .await
+        .expect("sample")
+        .collect(usize::MAX)
+        .await
+        .expect("bytes");
+    let index =
+        fused_ingest::chunk_index_of_sample(Path::new("fd://tables/p"), sample).expect("index");
+    assert_eq!(index.iter().map(|c| c.num_rows).sum::<u64>(), 5_000);
+    assert!(index.iter().all(|c| c.file_id >= first.files as i64));
+    // The storage root is no place for a table.
+    let e = ingest("fd://in/p.parquet", "fd://")
+        .storage(storage.clone())
+        .overwrite(true)
+        .run_local()
+        .await
+        .expect_err("root");
+    assert!(e.to_string().contains("storage root"), "{e}");
+}
+
+#[tokio::test]
+async fn non_finite_coordinates_are_dropped_and_geojson_errors_name_the_feature() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("nan.parquet");
+    write_geoparquet(
+        &input,
+        vec![
+            point(1.0, 1.0),
+            point(f64::NAN, 2.0),
+            point(3.0, f64::INFINITY),
+        ],
+        5,
+    );
+    let out = tmp.path().join("t");
+    let r = ingest(input.to_str().expect("utf8"), out.to_str().expect("utf8"))
+        .run_local()
+        .await
+        .expect("ingest");
+    assert_eq!((r.rows, r.counts.dropped_invalid), (1, 2));
+    let bad = tmp.path().join("bad.geojson");
+    std::fs::write(
+        &bad,
+        r#"{"type":"FeatureCollection","features":[
+            {"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[1,2]}},
+            {"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[1,2]}},
+            {"type":"Feature","properties":{},"geometry":{"type":"Circle","coordinates":[1,2]}}]}"#,
+    )
+    .expect("write");
+    let e = ingest(
+        bad.to_str().expect("utf8"),
+        tmp.path().join("u").to_str().expect("utf8"),
+    )
+    .run_local()
+    .await
+    .expect_err("bad geometry");
+    assert!(
+        e.to_string().contains("bad.geojson, row 2") && e.to_string().contains("Circle"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
 async fn web_mercator_input_is_reprojected() {
     let tmp = tempfile::tempdir().expect("tmp");
     std::fs::write(

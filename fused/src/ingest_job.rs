@@ -15,6 +15,44 @@ use fused_jobs::store::{JobRecord, JobStatus};
 use fused_jobs::{JobContext, JobKind};
 use serde_json::Value;
 
+/// Runs an ingestion as a batch job on a server, as the SDK's `fused.ingest(…).run_batch()`
+/// does: inputs and output must be URLs of the server's storage (`fd://…`); follow the job
+/// with [`FusedApi::wait_for_job`](fused_http::FusedApi) or `fused jobs logs ID --follow`.
+#[async_trait]
+pub trait RunBatch {
+    /// Posts the job; returns its state.
+    async fn run_batch(
+        &self,
+        api: &fused_http::FusedApi,
+    ) -> fused_core::Result<fused_http::client::RunResponse>;
+}
+
+#[async_trait]
+impl RunBatch for Ingest {
+    async fn run_batch(
+        &self,
+        api: &fused_http::FusedApi,
+    ) -> fused_core::Result<fused_http::client::RunResponse> {
+        let step = self.job_step();
+        check_urls(&step)?;
+        api.start_job(serde_json::json!({"name": GEOSPATIAL, "steps": [step]}))
+            .await
+    }
+}
+
+#[async_trait]
+impl RunBatch for IngestNonGeo {
+    async fn run_batch(
+        &self,
+        api: &fused_http::FusedApi,
+    ) -> fused_core::Result<fused_http::client::RunResponse> {
+        let step = self.job_step();
+        check_urls(&step)?;
+        api.start_job(serde_json::json!({"name": NONGEOSPATIAL, "steps": [step]}))
+            .await
+    }
+}
+
 /// The job step type of geospatial ingestion.
 pub const GEOSPATIAL: &str = "partition_geospatial";
 /// The job step type of non-geospatial ingestion.
@@ -28,6 +66,7 @@ pub fn register(state: &AppState) {
             Arc::new(IngestJob {
                 kind,
                 storage: Arc::clone(&state.storage),
+                temp_dir: state.config.data_dir.join("tmp"),
             }),
         );
     }
@@ -38,6 +77,9 @@ pub fn register(state: &AppState) {
 pub struct IngestJob {
     kind: &'static str,
     storage: Arc<dyn Storage>,
+    /// Downloads, runs and staged tables (in the server's data folder, not a RAM-backed
+    /// system temporary folder).
+    temp_dir: std::path::PathBuf,
 }
 
 /// The job's single step.
@@ -122,10 +164,17 @@ impl JobKind for IngestJob {
             let (storage, id, cancel) = (Arc::clone(&self.storage), job.id.clone(), cancel.clone());
             let s = s.clone();
             let kind = self.kind;
+            let temp = self.temp_dir.clone();
+            if let Err(e) = std::fs::create_dir_all(&temp) {
+                ctx.log(&format!("failed: creating {}: {e}", temp.display()))
+                    .await;
+                return Ok(JobStatus::Failed);
+            }
             tokio::spawn(async move {
                 match kind {
                     GEOSPATIAL => {
                         Ingest::from_job_step(&s)?
+                            .temp_dir(&temp)
                             .storage(storage)
                             .job_id(id)
                             .cancel_flag(cancel)
@@ -135,6 +184,7 @@ impl JobKind for IngestJob {
                     }
                     _ => {
                         IngestNonGeo::from_job_step(&s)?
+                            .temp_dir(&temp)
                             .storage(storage)
                             .job_id(id)
                             .cancel_flag(cancel)

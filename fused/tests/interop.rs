@@ -652,6 +652,59 @@ fn sdk_ingests_through_a_batch_job_and_reads_the_table() {
     run_python("sdk_ingest.py", Some(&s), &[("FUSED_TEST_FILES", files)]);
 }
 
+#[test]
+fn rust_run_batch_ingests_on_the_server_and_refuses_server_paths() {
+    use fused::ingest_job::RunBatch;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = Server::start();
+    rt.block_on(async {
+        let transport =
+            fused::HttpTransport::new(Duration::from_secs(30), 0, Duration::from_millis(10))
+                .unwrap();
+        let api =
+            fused::FusedApi::new(std::sync::Arc::new(transport), s.base()).with_token(OWNER_TOKEN);
+        let csv = "id,lon,lat\n1,-122.41,37.77\n2,2.35,48.85\n3,139.69,35.68\n4,,\n";
+        api.upload(csv.as_bytes().to_vec(), "fd://in/places.csv")
+            .await
+            .unwrap();
+        let job = fused::crates::ingest::ingest("fd://in/places.csv", "fd://tables/places")
+            .partitioning_maximum_per_chunk(1.0)
+            .run_batch(&api)
+            .await
+            .unwrap();
+        let done = api
+            .wait_for_job(
+                &job.job_id,
+                Duration::from_millis(100),
+                Some(Duration::from_secs(30)),
+            )
+            .await
+            .unwrap();
+        let logs: Vec<String> = api
+            .get_logs(&job.job_id, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
+        assert_eq!(done.job_status.as_deref(), Some("Done"), "{logs:?}");
+        assert!(
+            logs.iter()
+                .any(|l| l.contains("3 rows") && l.contains("dropped 1 without geometry")),
+            "{logs:?}"
+        );
+        let table = s._data.path().join("files/tables/places");
+        let index = fused::crates::ingest::read_chunk_index(&table).unwrap();
+        assert_eq!(index.iter().map(|c| c.num_rows).sum::<u64>(), 3);
+        // A path on the server is refused before anything is sent.
+        let e = fused::crates::ingest::ingest("/etc/passwd", "fd://tables/x")
+            .run_batch(&api)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("path on the server"), "{e}");
+    });
+}
+
 /// A `udf` job config running `udf` over `input`.
 fn job_config(udf: &str, input: serde_json::Value) -> serde_json::Value {
     let registry = fused::UdfRegistry::new();

@@ -16,47 +16,15 @@ pub(super) fn open(path: &Path, lines: bool) -> Result<Opened> {
     let unit: Unit = if lines {
         Box::new(move || Ok(Box::new(LineFeatures::new(p)?) as super::BatchIter))
     } else {
-        let file =
-            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let doc: Value = serde_json::from_reader(BufReader::with_capacity(1 << 20, file))
-            .map_err(|e| Error::input(path, None, format!("not valid JSON: {e}")))?;
-        if let Some(name) = doc.pointer("/crs/properties/name").and_then(Value::as_str) {
+        let head = peek(path)?;
+        if let Some(name) = &head.crs {
             crs = Some(crs_from_text(name));
         }
-        let features = match doc {
-            Value::Object(mut o) => match o.get("type").and_then(Value::as_str) {
-                Some("FeatureCollection") => match o.remove("features") {
-                    Some(Value::Array(f)) => f,
-                    _ => {
-                        return Err(Error::input(
-                            path,
-                            None,
-                            "a FeatureCollection without a features list",
-                        ));
-                    }
-                },
-                Some("Feature") => vec![Value::Object(o)],
-                Some(_) => vec![
-                    serde_json::json!({"type": "Feature", "geometry": Value::Object(o), "properties": {}}),
-                ],
-                None => return Err(Error::input(path, None, "not GeoJSON: no \"type\"")),
-            },
-            _ => return Err(Error::input(path, None, "not GeoJSON: not an object")),
-        };
-        Box::new(move || {
-            let mut out = Vec::new();
-            let mut batch = FeatureBatch::default();
-            for (row, f) in features.into_iter().enumerate() {
-                add(&mut batch, f).map_err(|e| Error::input(&p, Some(row as u64), e))?;
-                if batch.len() >= FEATURE_BATCH {
-                    out.push(Ok(batch.take()));
-                }
-            }
-            if batch.len() > 0 {
-                out.push(Ok(batch.take()));
-            }
-            Ok(Box::new(out.into_iter()) as super::BatchIter)
-        })
+        if head.collection {
+            Box::new(move || Ok(Box::new(stream_collection(p)) as super::BatchIter))
+        } else {
+            Box::new(move || whole_document(&p))
+        }
     };
     Ok(Opened {
         file: path.to_path_buf(),
@@ -65,6 +33,184 @@ pub(super) fn open(path: &Path, lines: bool) -> Result<Opened> {
         units: vec![unit],
         rows: None,
     })
+}
+
+/// What the start of a GeoJSON document says.
+#[derive(Debug, Default)]
+struct Head {
+    /// A FeatureCollection with its `features` (streamed).
+    collection: bool,
+    /// The legacy `crs` member's name, when it comes before the features.
+    crs: Option<String>,
+}
+
+/// The message that stops [`peek`] at the features.
+const STOP: &str = "__fused_stop_at_features__";
+
+/// Reads a document up to its `features` member.
+fn peek(path: &Path) -> Result<Head> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct V<'a>(&'a mut Head);
+    impl<'de> Visitor<'de> for V<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a GeoJSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut is_collection = false;
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    "type" => {
+                        let t: Value = map.next_value()?;
+                        is_collection = t == "FeatureCollection";
+                    }
+                    "crs" => {
+                        let c: Value = map.next_value()?;
+                        self.0.crs = c
+                            .pointer("/properties/name")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
+                    }
+                    "features" => {
+                        self.0.collection = true;
+                        let _ = is_collection;
+                        return Err(serde::de::Error::custom(STOP));
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut head = Head::default();
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(64 << 10, file));
+    match de.deserialize_map(V(&mut head)) {
+        Ok(()) => Ok(head),
+        Err(e) if e.to_string().starts_with(STOP) => Ok(head),
+        Err(e) => Err(Error::input(path, None, format!("not valid GeoJSON: {e}"))),
+    }
+}
+
+/// A document that is not a FeatureCollection (a Feature, a geometry), parsed whole.
+fn whole_document(p: &Path) -> Result<super::BatchIter> {
+    let file = File::open(p).map_err(|e| Error::io(format!("opening {}", p.display()), e))?;
+    let doc: Value = serde_json::from_reader(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| Error::input(p, None, format!("not valid JSON: {e}")))?;
+    let feature = match doc {
+        Value::Object(o) => match o.get("type").and_then(Value::as_str) {
+            Some("Feature") => Value::Object(o),
+            Some("FeatureCollection") => {
+                return Err(Error::input(
+                    p,
+                    None,
+                    "a FeatureCollection without a features list",
+                ));
+            }
+            Some(_) => {
+                serde_json::json!({"type": "Feature", "geometry": Value::Object(o), "properties": {}})
+            }
+            None => return Err(Error::input(p, None, "not GeoJSON: no \"type\"")),
+        },
+        _ => return Err(Error::input(p, None, "not GeoJSON: not an object")),
+    };
+    let mut batch = FeatureBatch::default();
+    add(&mut batch, feature).map_err(|e| Error::input(p, Some(0), e))?;
+    Ok(Box::new(std::iter::once(Ok(batch.take()))))
+}
+
+/// The features of a FeatureCollection, parsed as a stream on a thread of their own and
+/// handed over a batch at a time (two batches in flight at most), so the document's size
+/// does not bound memory.
+fn stream_collection(
+    path: PathBuf,
+) -> impl Iterator<Item = Result<arrow::record_batch::RecordBatch>> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    type Tx = std::sync::mpsc::SyncSender<Result<arrow::record_batch::RecordBatch>>;
+    struct Sink<'a> {
+        tx: &'a Tx,
+        batch: FeatureBatch,
+        row: u64,
+    }
+    impl Sink<'_> {
+        fn push(&mut self, f: Value) -> Result<(), String> {
+            add(&mut self.batch, f)?;
+            self.row += 1;
+            if self.batch.len() >= FEATURE_BATCH {
+                self.tx
+                    .send(Ok(self.batch.take()))
+                    .map_err(|_| "the reader stopped".to_owned())?;
+            }
+            Ok(())
+        }
+    }
+    struct Features<'a, 'b>(&'a mut Sink<'b>);
+    impl<'de> DeserializeSeed<'de> for Features<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Features<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of features")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(f) = seq.next_element::<Value>()? {
+                self.0.push(f).map_err(serde::de::Error::custom)?;
+            }
+            Ok(())
+        }
+    }
+    struct Doc<'a, 'b>(&'a mut Sink<'b>);
+    impl<'de> Visitor<'de> for Doc<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a FeatureCollection")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "features" {
+                    map.next_value_seed(Features(&mut *self.0))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<arrow::record_batch::RecordBatch>>(2);
+    std::thread::spawn(move || {
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.send(Err(Error::io(format!("opening {}", path.display()), e)));
+                return;
+            }
+        };
+        let mut sink = Sink {
+            tx: &tx,
+            batch: FeatureBatch::default(),
+            row: 0,
+        };
+        let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
+        match de.deserialize_map(Doc(&mut sink)) {
+            Ok(()) => {
+                if sink.batch.len() > 0 {
+                    let b = sink.batch.take();
+                    let _ = tx.send(Ok(b));
+                }
+            }
+            Err(e) => {
+                // `row` is the feature being read when it failed.
+                let _ = tx.send(Err(Error::input(&path, Some(sink.row), e)));
+            }
+        }
+    });
+    rx.into_iter()
 }
 
 /// Newline-delimited features, read a batch at a time.

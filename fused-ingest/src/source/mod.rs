@@ -94,7 +94,7 @@ pub(crate) fn kind_of(path: &Path) -> Result<Kind> {
     let ext = |e: &str| name.ends_with(e);
     Ok(if ext(".parquet") || ext(".geoparquet") || ext(".pq") {
         Kind::Parquet
-    } else if ext(".csv") || ext(".tsv") || ext(".csv.gz") {
+    } else if ext(".csv") || ext(".tsv") {
         Kind::Csv
     } else if ext(".geojson") || ext(".json") {
         Kind::GeoJson
@@ -266,6 +266,11 @@ pub(crate) fn crs_from_text(text: &str) -> Crs {
     if upper.contains("CRS84") {
         return Crs::Epsg(4326);
     }
+    // A projected WKT names its base CRS's authority inside; only its own (at the top level)
+    // says what it is.
+    if upper.starts_with("PROJCS") || upper.starts_with("PROJCRS") {
+        return top_level_epsg(&upper).map_or_else(|| Crs::Other(t.to_owned()), Crs::Epsg);
+    }
     if let Some(i) = upper.rfind("EPSG") {
         let digits: String = upper[i + 4..]
             .trim_start_matches([':', ':', '"', ',', ' '])
@@ -277,6 +282,32 @@ pub(crate) fn crs_from_text(text: &str) -> Crs {
         }
     }
     Crs::parse(t)
+}
+
+/// The EPSG code in a top-level `AUTHORITY["EPSG", n]` / `ID["EPSG", n]` of a WKT text.
+fn top_level_epsg(upper: &str) -> Option<u32> {
+    let mut depth = 0usize;
+    for (i, c) in upper.char_indices() {
+        match c {
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth == 1 && (upper[i..].starts_with(",AUTHORITY[") || upper[i..].starts_with(",ID[")) {
+            let rest = &upper[i..];
+            let digits: String = rest
+                .split(',')
+                .nth(2)
+                .unwrap_or_default()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            if rest.contains("EPSG") {
+                return digits.parse().ok();
+            }
+        }
+    }
+    None
 }
 
 /// The EPSG code of a WKT CRS (an `AUTHORITY["EPSG", …]` or a name we recognise, as ESRI
@@ -292,6 +323,20 @@ fn wkt_crs(t: &str) -> Option<Crs> {
     }
     let head = upper.split('[').nth(1).unwrap_or_default().replace('"', "");
     let name = head.split(',').next().unwrap_or_default().trim().to_owned();
+    // Datums a few hundred metres from WGS 84 are not ours to transform.
+    if [
+        "NAD27",
+        "NAD_1927",
+        "ED50",
+        "EUROPEAN_1950",
+        "TOKYO",
+        "PULKOVO",
+    ]
+    .iter()
+    .any(|d| upper.contains(d))
+    {
+        return Some(Crs::Other(t.to_owned()));
+    }
     if upper.starts_with("GEOG") {
         if name.contains("WGS") && name.contains("84")
             || name.contains("NAD83")
@@ -338,5 +383,22 @@ mod tests {
             crs_from_text(r#"GEOGCS["GCS_WGS_1984",DATUM["D_WGS_1984"]]"#),
             Crs::Epsg(4326)
         );
+        // A projected CRS is not its base's 4326, and a NAD27 zone is not WGS 84's.
+        assert!(matches!(
+            crs_from_text(
+                r#"PROJCS["Custom",GEOGCS["WGS 84",AUTHORITY["EPSG","4326"]],PROJECTION["Mercator"]]"#
+            ),
+            Crs::Other(_)
+        ));
+        assert_eq!(
+            crs_from_text(
+                r#"PROJCS["WGS 84 / UTM zone 33N",GEOGCS["WGS 84",AUTHORITY["EPSG","4326"]],AUTHORITY["EPSG","32633"]]"#
+            ),
+            Crs::Epsg(32633)
+        );
+        assert!(matches!(
+            crs_from_text(r#"PROJCS["NAD27 / UTM zone 17N",GEOGCS["NAD27"]]"#),
+            Crs::Other(_)
+        ));
     }
 }

@@ -29,7 +29,13 @@ pub(super) fn open(path: &Path) -> Result<Opened> {
 
 /// Opens a zipped shapefile: its files are extracted into a unique folder of `scratch`. With
 /// several `.shp` in the archive, the first in name order is read.
+/// How many times its own size an archive may expand to (at least 1 GiB).
+const MAX_EXPANSION: u64 = 200;
+
 pub(super) fn open_zip(path: &Path, scratch: &Path) -> Result<Opened> {
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let cap = size.saturating_mul(MAX_EXPANSION).max(1 << 30);
+    let mut budget = cap;
     let bad_zip = |e: zip::result::ZipError| {
         Error::input(path, None, format!("not a readable zip archive: {e}"))
     };
@@ -87,10 +93,24 @@ pub(super) fn open_zip(path: &Path, scratch: &Path) -> Result<Opened> {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let mut entry = archive.by_index(*i).map_err(bad_zip)?;
+        let entry = archive.by_index(*i).map_err(bad_zip)?;
         let mut out = File::create(&target).map_err(io)?;
-        std::io::copy(&mut entry, &mut out)
+        // A zip bomb stops at the cap instead of filling the disk.
+        let copied = std::io::copy(&mut std::io::Read::take(entry, budget + 1), &mut out)
             .map_err(|e| Error::input(path, None, format!("extracting {}: {e}", name.display())))?;
+        if copied > budget {
+            return Err(Error::input(
+                path,
+                None,
+                format!(
+                    "the archive expands to more than {} MiB ({}× its size): refused as a zip \
+                     bomb",
+                    cap >> 20,
+                    MAX_EXPANSION
+                ),
+            ));
+        }
+        budget -= copied;
     }
     let mut opened = open_at(&dir.join(&shp), &path.join(&shp))?;
     opened.file = path.to_path_buf();
