@@ -91,7 +91,7 @@ pub use read::{
 };
 pub use run::{IngestReport, Progress, ProgressFn};
 pub use scan::DEFAULT_MEMORY_LIMIT;
-pub use write::{COVERING, ChunkEntry, FORMAT_VERSION};
+pub use write::{COVERING, ChunkEntry, FORMAT_VERSION, write_plain_sample};
 
 /// Inputs of an ingestion: a path or URL, or several.
 pub trait IntoInputs {

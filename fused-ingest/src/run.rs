@@ -174,7 +174,7 @@ pub(crate) async fn run(
         chunks: summary.chunks,
         seconds: started.elapsed().as_secs_f64(),
     };
-    tracing::info!(
+    tracing::debug!(
         rows = report.rows,
         files = report.files,
         chunks = report.chunks,

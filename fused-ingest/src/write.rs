@@ -307,6 +307,34 @@ pub(crate) fn parquet_writer<W: std::io::Write + Send>(
     )?)
 }
 
+/// Writes a `_sample` file at `path` for a table without geometry (an H3 dataset): `sample`
+/// as its body, the chunk index and `fused:job_meta` in its metadata.
+pub fn write_plain_sample(
+    path: &Path,
+    sample: &RecordBatch,
+    index: &[ChunkEntry],
+    job_meta: &str,
+) -> Result<()> {
+    let kv = vec![
+        KeyValue::new("fused:format_version".to_owned(), FORMAT_VERSION.to_owned()),
+        KeyValue::new(
+            "fused:_metadata".to_owned(),
+            base64::engine::general_purpose::STANDARD.encode(encode_index(index)?),
+        ),
+        KeyValue::new("fused:job_meta".to_owned(), job_meta.to_owned()),
+    ];
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(kv))
+        .set_created_by(CREATED_BY.to_owned())
+        .build();
+    let file =
+        File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let mut w = parquet_writer(file, sample.schema(), props)?;
+    w.write(sample)?;
+    w.close()?;
+    Ok(())
+}
+
 /// What our files say wrote them.
 const CREATED_BY: &str = concat!("fused-rs version ", env!("CARGO_PKG_VERSION"));
 

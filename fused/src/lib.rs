@@ -54,6 +54,7 @@ pub use fused_core::{
 pub mod crates {
     pub use fused_cache as cache;
     pub use fused_core as core;
+    pub use fused_h3 as h3;
     pub use fused_http as http;
     pub use fused_ingest as ingest;
     pub use fused_jobs as jobs;

@@ -2,6 +2,7 @@
 
 mod cache;
 mod files;
+mod h3;
 mod ingest;
 mod jobs;
 mod remote;
@@ -42,6 +43,8 @@ enum Command {
     Worker(jobs::WorkerArgs),
     /// Ingest vector files into a partitioned GeoParquet table (the Fused table format).
     Ingest(ingest::IngestArgs),
+    /// Rasters into H3 hexagons: `fused h3 ingest INPUT... OUTPUT`.
+    H3(h3::H3Args),
 }
 
 pub(crate) async fn dispatch(cli: Cli) -> fused::Result<ExitCode> {
@@ -55,5 +58,6 @@ pub(crate) async fn dispatch(cli: Cli) -> fused::Result<ExitCode> {
         Command::Jobs(a) => jobs::jobs(a).await,
         Command::Worker(a) => jobs::worker(a).await,
         Command::Ingest(a) => ingest::ingest(a).await,
+        Command::H3(a) => h3::h3(a).await,
     }
 }

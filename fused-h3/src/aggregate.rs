@@ -1,0 +1,94 @@
+//! Rows re-aggregated to a coarser resolution (overviews, and reads at a resolution without
+//! an overview): statistics merged per parent cell, categories summed per (parent, value) with
+//! new totals.
+
+use std::collections::{BTreeMap, HashMap};
+
+use h3o::{CellIndex, Resolution};
+
+use crate::extract::{Counts, Partial, Stats};
+use crate::write::{Row, Value};
+
+/// Sorted output rows of merged partials (statistics, or categories with `cnt_total`).
+pub(crate) fn rows_of(p: Partial, counts_mode: bool) -> Vec<Row> {
+    if counts_mode {
+        rows_of_counts(p.counts)
+    } else {
+        let mut rows: Vec<Row> = p
+            .stats
+            .into_iter()
+            .map(|(h, s)| (h, Value::Stats(s)))
+            .collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        rows
+    }
+}
+
+fn rows_of_counts(counts: Counts) -> Vec<Row> {
+    let mut totals: HashMap<u64, u64> = HashMap::new();
+    for ((h, _), (n, _)) in &counts {
+        *totals.entry(*h).or_default() += n;
+    }
+    let mut rows: Vec<Row> = counts
+        .into_iter()
+        .map(|((h, bits), (cnt, sources))| {
+            (
+                h,
+                Value::Count {
+                    data: f64::from_bits(bits),
+                    cnt,
+                    cnt_total: totals.get(&h).copied().unwrap_or(cnt),
+                    sources,
+                },
+            )
+        })
+        .collect();
+    rows.sort_unstable_by(|a, b| {
+        let da = match a.1 {
+            Value::Count { data, .. } => data,
+            Value::Stats(_) => 0.0,
+        };
+        let db = match b.1 {
+            Value::Count { data, .. } => data,
+            Value::Stats(_) => 0.0,
+        };
+        a.0.cmp(&b.0).then(da.total_cmp(&db))
+    });
+    rows
+}
+
+/// Rows taken to their parents at `res` and merged.
+pub(crate) fn to_parent(rows: &[Row], res: Resolution) -> Vec<Row> {
+    let parent = |h: u64| {
+        CellIndex::try_from(h)
+            .ok()
+            .and_then(|c| c.parent(res))
+            .map(u64::from)
+    };
+    let mut stats: BTreeMap<u64, Stats> = BTreeMap::new();
+    let mut counts: Counts = HashMap::new();
+    let mut any_counts = false;
+    for (h, v) in rows {
+        let Some(p) = parent(*h) else { continue };
+        match v {
+            Value::Stats(s) => {
+                stats.entry(p).and_modify(|t| t.merge(s)).or_insert(*s);
+            }
+            Value::Count {
+                data, cnt, sources, ..
+            } => {
+                any_counts = true;
+                let e = counts.entry((p, data.to_bits())).or_insert((0, 0));
+                e.0 += cnt;
+                e.1 |= sources;
+            }
+        }
+    }
+    if any_counts {
+        return rows_of_counts(counts);
+    }
+    stats
+        .into_iter()
+        .map(|(h, s)| (h, Value::Stats(s)))
+        .collect()
+}

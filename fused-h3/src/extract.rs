@@ -1,0 +1,152 @@
+//! Pixels into cells: each valid pixel's centre, in lon/lat, is assigned the cell at
+//! `res + res_offset`; with `k_ring` > 0 the cells within that distance count too; each is
+//! then taken to its parent at `res`. Hits are aggregated per cell ([`Stats`]) or per
+//! (cell, value) ([`Counts`]) — one partial per chunk, merged afterwards.
+
+use std::collections::HashMap;
+
+use fused_core::proj::Projection;
+use h3o::{CellIndex, LatLng, Resolution};
+
+use crate::geotiff::Window;
+
+/// Running statistics of the values hitting one cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Stats {
+    /// Hits.
+    pub(crate) n: u64,
+    /// Sum of values.
+    pub(crate) sum: f64,
+    /// Sum of squared values.
+    pub(crate) sumsq: f64,
+    /// Smallest value.
+    pub(crate) min: f64,
+    /// Largest value.
+    pub(crate) max: f64,
+    /// Sources the values came from (bit i: input i; inputs past 63 share bit 63).
+    pub(crate) sources: u64,
+}
+
+impl Stats {
+    fn new(v: f64, source: u64) -> Self {
+        Self {
+            n: 1,
+            sum: v,
+            sumsq: v * v,
+            min: v,
+            max: v,
+            sources: source,
+        }
+    }
+
+    fn add(&mut self, v: f64, source: u64) {
+        self.n += 1;
+        self.sum += v;
+        self.sumsq += v * v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        self.sources |= source;
+    }
+
+    /// Merges another partial.
+    pub(crate) fn merge(&mut self, o: &Stats) {
+        self.n += o.n;
+        self.sum += o.sum;
+        self.sumsq += o.sumsq;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sources |= o.sources;
+    }
+}
+
+/// Hits per (cell, value bits), with the sources.
+pub(crate) type Counts = HashMap<(u64, u64), (u64, u64)>;
+
+/// A chunk's partial result.
+#[derive(Debug, Default)]
+pub(crate) struct Partial {
+    /// Per cell, for the statistics metrics.
+    pub(crate) stats: HashMap<u64, Stats>,
+    /// Per (cell, value), for `cnt`.
+    pub(crate) counts: Counts,
+    /// Valid pixels seen.
+    pub(crate) pixels: u64,
+}
+
+/// How to assign pixels.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Assign {
+    /// Resolution of the first assignment.
+    pub(crate) assign_res: Resolution,
+    /// Output resolution.
+    pub(crate) res: Resolution,
+    /// Ring distance.
+    pub(crate) k_ring: u32,
+    /// Count (category) mode instead of statistics.
+    pub(crate) counts: bool,
+    /// The raster's CRS.
+    pub(crate) projection: Projection,
+    /// Values equal to this are skipped (NaN always is).
+    pub(crate) nodata: Option<f64>,
+}
+
+/// Assigns the pixels of a window (`centre(col, row)` gives CRS coordinates) from source
+/// `source` (its index).
+pub(crate) fn extract(
+    w: &Window,
+    centre: &dyn Fn(u32, u32) -> (f64, f64),
+    a: &Assign,
+    source: usize,
+    out: &mut Partial,
+) {
+    let bit = 1u64 << source.min(63);
+    let mut disk: Vec<CellIndex> = Vec::with_capacity(64);
+    for r in 0..w.height {
+        for c in 0..w.width {
+            let v = w.values[(r * w.width + c) as usize];
+            if v.is_nan() || a.nodata == Some(v) {
+                continue;
+            }
+            let (x, y) = centre(w.x0 + c, w.y0 + r);
+            let (lon, lat) = a.projection.to_lonlat(x, y);
+            let Ok(ll) = LatLng::new(lat, lon) else {
+                continue;
+            };
+            out.pixels += 1;
+            let cell = ll.to_cell(a.assign_res);
+            disk.clear();
+            if a.k_ring == 0 {
+                disk.push(cell);
+            } else {
+                disk.extend(cell.grid_disk::<Vec<_>>(a.k_ring));
+            }
+            for d in &disk {
+                let Some(p) = d.parent(a.res) else { continue };
+                let hex = u64::from(p);
+                if a.counts {
+                    let e = out.counts.entry((hex, v.to_bits())).or_insert((0, 0));
+                    e.0 += 1;
+                    e.1 |= bit;
+                } else {
+                    out.stats
+                        .entry(hex)
+                        .and_modify(|s| s.add(v, bit))
+                        .or_insert_with(|| Stats::new(v, bit));
+                }
+            }
+        }
+    }
+}
+
+/// Merges `b` into `a`.
+pub(crate) fn merge(a: &mut Partial, b: Partial) {
+    a.pixels += b.pixels;
+    for (k, v) in b.stats {
+        a.stats.entry(k).and_modify(|s| s.merge(&v)).or_insert(v);
+    }
+    for (k, (n, src)) in b.counts {
+        let e = a.counts.entry(k).or_insert((0, 0));
+        e.0 += n;
+        e.1 |= src;
+    }
+}

@@ -1,0 +1,359 @@
+//! One raster-to-H3 ingestion: rasters opened, the resolutions settled, every chunk of every
+//! raster assigned on all cores, partials merged, files written per `file_res` cell with row
+//! groups per `chunk_res` cell, overviews, `_sample` last, then the dataset published.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use fused_core::proj::Projection;
+use h3o::{CellIndex, LatLng, Resolution};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::aggregate;
+use crate::error::{Error, Result};
+use crate::extract::{self, Assign, Partial};
+use crate::geotiff::{ChunkReader, GeoTiff};
+use crate::options::{H3Options, Metric};
+use crate::write::{self, Layout, Row};
+
+/// A step of an ingestion, reported while it runs.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// Chunks of the rasters assigned to cells.
+    Extracting {
+        /// Chunks done.
+        done: u64,
+        /// Chunks in all.
+        total: u64,
+    },
+    /// Files written.
+    Writing {
+        /// Files done.
+        done: u64,
+        /// Files in all.
+        total: u64,
+    },
+}
+
+/// A callback receiving [`Progress`].
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// What an ingestion did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct H3Report {
+    /// Where the dataset is.
+    pub output: String,
+    /// The output resolution.
+    pub res: u8,
+    /// Valid pixels read.
+    pub pixels: u64,
+    /// Rows written (at `res`).
+    pub rows: u64,
+    /// Files written.
+    pub files: u64,
+    /// Overview files written.
+    pub overviews: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+/// Runs an ingestion of local rasters into a local folder.
+pub(crate) fn run(
+    inputs: &[PathBuf],
+    output: &Path,
+    opts: &H3Options,
+    progress: Option<&ProgressFn>,
+    cancel: Option<&AtomicBool>,
+) -> Result<H3Report> {
+    let started = Instant::now();
+    if output.exists()
+        && !opts.overwrite
+        && std::fs::read_dir(output)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(Error::Options(format!(
+            "output {} already holds files; pass overwrite to replace it",
+            output.display()
+        )));
+    }
+    let rasters: Vec<GeoTiff> = inputs
+        .iter()
+        .map(|p| GeoTiff::open(p))
+        .collect::<Result<_>>()?;
+    let first = rasters
+        .first()
+        .ok_or_else(|| Error::Options("no input raster".into()))?;
+    let projections: Vec<Projection> = rasters
+        .iter()
+        .map(projection_of)
+        .collect::<Result<_>>()?;
+    let res = match opts.res {
+        Some(r) => r,
+        None => infer_res(first, projections[0], opts)?,
+    };
+    let resolved = opts.resolve(res)?;
+    let res_of =
+        |r: u8| Resolution::try_from(r).map_err(|e| Error::Options(format!("resolution {r}: {e}")));
+    let counts_mode = opts.metrics == [Metric::Cnt];
+    let jobs: Vec<(usize, u32)> = rasters
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| (0..r.chunks).map(move |c| (i, c)))
+        .collect();
+    let total = jobs.len() as u64;
+    let done = AtomicU64::new(0);
+    let assigns: Vec<Assign> = rasters
+        .iter()
+        .zip(&projections)
+        .map(|(r, p)| {
+            Ok(Assign {
+                assign_res: res_of(resolved.assign_res)?,
+                res: res_of(res)?,
+                k_ring: u32::from(opts.k_ring),
+                counts: counts_mode,
+                projection: *p,
+                nodata: opts.nodata.or(r.nodata),
+            })
+        })
+        .collect::<Result<_>>()?;
+    // Extract: chunks on all cores, one reader per raster and thread.
+    let merged = jobs
+        .par_iter()
+        .try_fold(
+            || (Partial::default(), BTreeMap::<usize, ChunkReader>::new()),
+            |(mut acc, mut readers), &(i, c)| -> Result<_> {
+                if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+                    return Err(Error::Cancelled);
+                }
+                if let std::collections::btree_map::Entry::Vacant(e) = readers.entry(i) {
+                    e.insert(rasters[i].reader()?);
+                }
+                let reader = readers
+                    .get_mut(&i)
+                    .ok_or_else(|| Error::Encode("reader vanished".into()))?;
+                let window = reader.read(c)?;
+                let r = &rasters[i];
+                extract::extract(
+                    &window,
+                    &|col, row| r.centre(col, row),
+                    &assigns[i],
+                    i,
+                    &mut acc,
+                );
+                let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                if let Some(p) = progress {
+                    p(&Progress::Extracting { done: d, total });
+                }
+                Ok((acc, readers))
+            },
+        )
+        .map(|r| r.map(|(p, _)| p))
+        .try_reduce(Partial::default, |mut a, b| {
+            extract::merge(&mut a, b);
+            Ok(a)
+        })?;
+    let pixels = merged.pixels;
+    let rows = aggregate::rows_of(merged, counts_mode);
+    // Files per file_res cell.
+    let mut files: BTreeMap<u64, Vec<Row>> = BTreeMap::new();
+    let file_res = resolved.file_res.map(res_of).transpose()?;
+    for r in &rows {
+        let id = match file_res {
+            Some(fr) => CellIndex::try_from(r.0)
+                .ok()
+                .and_then(|c| c.parent(fr))
+                .map_or(0, u64::from),
+            None => 0,
+        };
+        files.entry(id).or_default().push(*r);
+    }
+    let layout = Layout {
+        metrics: opts.metrics.clone(),
+        disk: disk_size(opts.k_ring),
+        sources: opts
+            .include_source_url
+            .then(|| inputs.iter().map(|p| p.display().to_string()).collect()),
+        centres: false,
+    };
+    let staging = staging_dir(output)?;
+    let chunk_res = resolved.chunk_res.map(res_of).transpose()?;
+    let nfiles = files.len() as u64;
+    let written = AtomicU64::new(0);
+    let index: Vec<Vec<fused_ingest::ChunkEntry>> = files
+        .par_iter()
+        .map(|(id, rows)| {
+            let chunks = write::chunk_ranges(rows, chunk_res, opts.max_rows_per_chunk);
+            let path = staging.path().join(format!("{id}.parquet"));
+            let e = write::write_file(&path, *id as i64, &layout, rows, &chunks)?;
+            let d = written.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Some(p) = progress {
+                p(&Progress::Writing {
+                    done: d,
+                    total: nfiles,
+                });
+            }
+            Ok(e)
+        })
+        .collect::<Result<_>>()?;
+    let index: Vec<fused_ingest::ChunkEntry> = index.into_iter().flatten().collect();
+    // Overviews.
+    let overview_dir = staging.path().join("overview");
+    if !resolved.overviews.is_empty() {
+        std::fs::create_dir_all(&overview_dir).map_err(|e| Error::Io {
+            context: "creating overview/".into(),
+            source: e,
+        })?;
+    }
+    let overview_layout = Layout {
+        centres: true,
+        sources: None,
+        ..layout.clone()
+    };
+    resolved
+        .overviews
+        .par_iter()
+        .map(|(r, cr)| {
+            let over = aggregate::to_parent(&rows, res_of(*r)?);
+            let chunks = write::chunk_ranges(&over, Some(res_of(*cr)?), 0);
+            let path = overview_dir.join(format!("hex{r}.parquet"));
+            write::write_file(&path, 0, &overview_layout, &over, &chunks).map(|_| ())
+        })
+        .collect::<Result<Vec<()>>>()?;
+    // `_sample` last: a few rows, and the chunk index.
+    let sample_rows: Vec<Row> = rows.iter().take(1000).copied().collect();
+    let meta = serde_json::json!({
+        "revision": concat!("fused-rs ", env!("CARGO_PKG_VERSION")),
+        "step_config": {"type": "raster_to_h3", "config": opts, "res": res},
+        "num_rows": rows.len(),
+        "num_files": nfiles,
+        "num_chunks": index.len(),
+    })
+    .to_string();
+    fused_ingest::write_plain_sample(
+        &staging.path().join("_sample"),
+        &layout.batch(&sample_rows)?,
+        &index,
+        &meta,
+    )?;
+    publish(staging, output)?;
+    Ok(H3Report {
+        output: output.display().to_string(),
+        res,
+        pixels,
+        rows: rows.len() as u64,
+        files: nfiles,
+        overviews: resolved.overviews.len() as u64,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Cells a pixel counts in: the size of a k-ring disk.
+fn disk_size(k: u8) -> f64 {
+    let k = f64::from(k);
+    1.0 + 3.0 * k * (k + 1.0)
+}
+
+fn projection_of(r: &GeoTiff) -> Result<Projection> {
+    match r.epsg {
+        Some(code) => Projection::from_epsg(code).ok_or_else(|| Error::Raster {
+            file: r.path.display().to_string(),
+            reason: format!(
+                "its CRS EPSG:{code} cannot be transformed here (supported: lon/lat, Web \
+                 Mercator, UTM zones)"
+            ),
+        }),
+        None => Err(Error::Raster {
+            file: r.path.display().to_string(),
+            reason: "its GeoKeys name no EPSG CRS".into(),
+        }),
+    }
+}
+
+/// The resolution whose cells are just larger than a pixel's share (`pixel area / 7k`), at the
+/// raster's centre, minus `res_offset` — as the SDK infers it.
+fn infer_res(r: &GeoTiff, p: Projection, opts: &H3Options) -> Result<u8> {
+    let (cx, cy) = r.centre(r.width / 2, r.height / 2);
+    let (lon, lat) = p.to_lonlat(cx, cy);
+    let (dx, dy) = r.pixel_size();
+    let area = match p {
+        Projection::LonLat => {
+            let utm = Projection::utm_zone_of(lon, lat);
+            let (x0, y0) = utm.from_lonlat(lon, lat);
+            let (x1, y1) = utm.from_lonlat(lon + dx, lat + dy);
+            ((x1 - x0) * (y1 - y0)).abs()
+        }
+        _ => dx * dy,
+    };
+    let share = area / f64::from((7 * u32::from(opts.k_ring)).max(1));
+    let ll = LatLng::new(lat, lon).map_err(|e| Error::Raster {
+        file: r.path.display().to_string(),
+        reason: format!("its centre is not a valid position: {e}"),
+    })?;
+    let mut found = 1;
+    for res in (1..=15u8).rev() {
+        let Ok(rr) = Resolution::try_from(res) else {
+            continue;
+        };
+        if ll.to_cell(rr).area_m2() > share {
+            found = res;
+            break;
+        }
+    }
+    Ok(found.saturating_sub(opts.res_offset))
+}
+
+/// A staging folder beside the output.
+fn staging_dir(output: &Path) -> Result<tempfile::TempDir> {
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::Io {
+        context: format!("creating {}", parent.display()),
+        source: e,
+    })?;
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into());
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}.staging-"))
+        .tempdir_in(parent)
+        .map_err(|e| Error::Io {
+            context: "creating a staging folder".into(),
+            source: e,
+        })
+}
+
+/// Moves the staged dataset to `output` (the previous one, if any, is removed after).
+fn publish(staging: tempfile::TempDir, output: &Path) -> Result<()> {
+    let staged = staging.keep();
+    let io = |what: &str, e: std::io::Error| Error::Io {
+        context: format!("{what} {}", output.display()),
+        source: e,
+    };
+    if output.exists() {
+        let aside = staged.with_extension("old");
+        std::fs::rename(output, &aside).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&staged);
+            io("moving aside", e)
+        })?;
+        if let Err(e) = std::fs::rename(&staged, output) {
+            let _ = std::fs::rename(&aside, output);
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(io("publishing", e));
+        }
+        let _ = std::fs::remove_dir_all(&aside);
+        return Ok(());
+    }
+    std::fs::rename(&staged, output).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staged);
+        io("publishing", e)
+    })
+}

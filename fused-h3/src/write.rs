@@ -1,0 +1,253 @@
+//! Writes an H3 dataset: `<output>/<file cell id>.parquet` (rows sorted by `hex`, one row
+//! group per `chunk_res` cell or per `max_rows_per_chunk` rows), `overview/hex{r}.parquet`
+//! (with `lat`/`lng` cell centres), and `_sample` with the chunk index (chunk boxes are the
+//! extent of the chunk's cell boundaries).
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, ListBuilder, StringBuilder, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use fused_ingest::ChunkEntry;
+use h3o::{CellIndex, LatLng, Resolution};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{Error, Result};
+use crate::extract::Stats;
+use crate::options::Metric;
+
+/// One output row's values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Value {
+    /// Statistics of a cell.
+    Stats(Stats),
+    /// A category of a cell: its value, hits, hits of all its categories, and sources.
+    Count {
+        /// The category (pixel value).
+        data: f64,
+        /// Hits of this value in the cell.
+        cnt: u64,
+        /// Hits of all values in the cell.
+        cnt_total: u64,
+        /// Sources.
+        sources: u64,
+    },
+}
+
+/// A row: a cell and its values.
+pub(crate) type Row = (u64, Value);
+
+/// How rows become columns.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    /// The statistics to write (or `[Cnt]`).
+    pub(crate) metrics: Vec<Metric>,
+    /// Cells each pixel is counted in (the k-ring disk's size), for `sum`.
+    pub(crate) disk: f64,
+    /// The input URLs, for `source_url` (`None`: no such column).
+    pub(crate) sources: Option<Vec<String>>,
+    /// Add `lat`/`lng` cell centres (overviews).
+    pub(crate) centres: bool,
+}
+
+impl Layout {
+    /// The schema of written files.
+    pub(crate) fn schema(&self) -> SchemaRef {
+        let mut f = vec![Field::new("hex", DataType::UInt64, false)];
+        if self.metrics == [Metric::Cnt] {
+            f.push(Field::new("data", DataType::Float64, false));
+            f.push(Field::new("cnt", DataType::Int64, false));
+            f.push(Field::new("cnt_total", DataType::Int64, false));
+        } else {
+            for m in &self.metrics {
+                f.push(Field::new(
+                    format!("data_{}", m.name()),
+                    DataType::Float64,
+                    true,
+                ));
+            }
+            f.push(Field::new("cnt", DataType::Int64, false));
+        }
+        if self.sources.is_some() {
+            f.push(Field::new(
+                "source_url",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                true,
+            ));
+        }
+        if self.centres {
+            f.push(Field::new("lat", DataType::Float64, false));
+            f.push(Field::new("lng", DataType::Float64, false));
+        }
+        Arc::new(Schema::new(f))
+    }
+
+    /// The rows as a batch.
+    pub(crate) fn batch(&self, rows: &[Row]) -> Result<RecordBatch> {
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|r| r.0),
+        ))];
+        let f = |g: &dyn Fn(&Value) -> Option<f64>| -> ArrayRef {
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| g(&r.1))))
+        };
+        let i = |g: &dyn Fn(&Value) -> u64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| g(&r.1) as i64),
+            ))
+        };
+        if self.metrics == [Metric::Cnt] {
+            cols.push(f(&|v| match v {
+                Value::Count { data, .. } => Some(*data),
+                Value::Stats(_) => None,
+            }));
+            cols.push(i(&|v| match v {
+                Value::Count { cnt, .. } => *cnt,
+                Value::Stats(s) => s.n,
+            }));
+            cols.push(i(&|v| match v {
+                Value::Count { cnt_total, .. } => *cnt_total,
+                Value::Stats(s) => s.n,
+            }));
+        } else {
+            for m in &self.metrics {
+                let disk = self.disk;
+                cols.push(f(&move |v| {
+                    let Value::Stats(s) = v else { return None };
+                    let n = s.n as f64;
+                    Some(match m {
+                        Metric::Avg => s.sum / n,
+                        Metric::Min => s.min,
+                        Metric::Max => s.max,
+                        Metric::Stddev => (s.sumsq / n - (s.sum / n).powi(2)).max(0.0).sqrt(),
+                        Metric::Sum => s.sum / disk,
+                        Metric::Cnt => n,
+                    })
+                }));
+            }
+            cols.push(i(&|v| match v {
+                Value::Stats(s) => s.n,
+                Value::Count { cnt, .. } => *cnt,
+            }));
+        }
+        if let Some(urls) = &self.sources {
+            let mut b = ListBuilder::new(StringBuilder::new());
+            for r in rows {
+                let mask = match r.1 {
+                    Value::Stats(s) => s.sources,
+                    Value::Count { sources, .. } => sources,
+                };
+                for (k, u) in urls.iter().enumerate().take(64) {
+                    if mask & (1 << k) != 0 {
+                        b.values().append_value(u);
+                    }
+                }
+                b.append(true);
+            }
+            cols.push(Arc::new(b.finish()));
+        }
+        if self.centres {
+            let centre = |h: u64| CellIndex::try_from(h).map(LatLng::from).ok();
+            cols.push(Arc::new(Float64Array::from_iter(
+                rows.iter().map(|r| centre(r.0).map(|c| c.lat())),
+            )));
+            cols.push(Arc::new(Float64Array::from_iter(
+                rows.iter().map(|r| centre(r.0).map(|c| c.lng())),
+            )));
+        }
+        Ok(RecordBatch::try_new(self.schema(), cols)?)
+    }
+}
+
+/// The box of a set of cells' boundaries: `[minx, miny, maxx, maxy]`.
+pub(crate) fn cells_bbox(hexes: impl Iterator<Item = u64>) -> [f64; 4] {
+    let mut b = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for h in hexes {
+        let Ok(c) = CellIndex::try_from(h) else {
+            continue;
+        };
+        for v in c.boundary().iter() {
+            b = [
+                b[0].min(v.lng()),
+                b[1].min(v.lat()),
+                b[2].max(v.lng()),
+                b[3].max(v.lat()),
+            ];
+        }
+    }
+    b
+}
+
+/// Row groups of sorted rows: runs of one `chunk_res` parent, or of `max_rows` rows.
+pub(crate) fn chunk_ranges(
+    rows: &[Row],
+    chunk_res: Option<Resolution>,
+    max_rows: u64,
+) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let key = |h: u64| -> u64 {
+        match chunk_res {
+            Some(r) => CellIndex::try_from(h)
+                .ok()
+                .and_then(|c| c.parent(r))
+                .map_or(h, u64::from),
+            None => 0,
+        }
+    };
+    for i in 1..=rows.len() {
+        let end = i == rows.len();
+        let cut = end
+            || match chunk_res {
+                Some(_) => key(rows[i].0) != key(rows[start].0),
+                None => (i - start) as u64 >= max_rows.max(1),
+            };
+        if cut {
+            out.push(start..i);
+            start = i;
+        }
+    }
+    out
+}
+
+/// Writes sorted rows to `path` with the given row groups; returns their index entries
+/// (`file_id` as given).
+pub(crate) fn write_file(
+    path: &Path,
+    file_id: i64,
+    layout: &Layout,
+    rows: &[Row],
+    chunks: &[std::ops::Range<usize>],
+) -> Result<Vec<ChunkEntry>> {
+    let file = File::create(path).map_err(|e| Error::Io {
+        context: format!("creating {}", path.display()),
+        source: e,
+    })?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(None)
+        .build();
+    let mut w = ArrowWriter::try_new(file, layout.schema(), Some(props))?;
+    let mut index = Vec::with_capacity(chunks.len());
+    for (k, c) in chunks.iter().enumerate() {
+        let part = &rows[c.clone()];
+        w.write(&layout.batch(part)?)?;
+        w.flush()?;
+        index.push(ChunkEntry {
+            file_id,
+            chunk_id: k as i64,
+            bbox: cells_bbox(part.iter().map(|r| r.0)),
+            num_rows: part.len() as u64,
+        });
+    }
+    w.close()?;
+    Ok(index)
+}

@@ -1,0 +1,284 @@
+//! Rasters written with the `tiff` encoder (GeoTIFF tags by hand), ingested, and the output
+//! checked against a straightforward computation: every valid pixel's centre → cell at
+//! `res + res_offset` → its k-ring → parents at `res`, aggregated in a plain map.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+use fused_h3::{Metric, run_ingest_raster_to_h3};
+use h3o::{LatLng, Resolution};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use tiff::encoder::{TiffEncoder, colortype};
+use tiff::tags::Tag;
+
+const W: u32 = 120;
+const H: u32 = 90;
+const X0: f64 = 10.0;
+const Y0: f64 = 45.0;
+const PX: f64 = 0.001;
+const NODATA: f32 = -9999.0;
+
+fn value(c: u32, r: u32) -> f32 {
+    if (c + r).is_multiple_of(17) {
+        NODATA
+    } else {
+        ((c * 7 + r * 3) % 11) as f32
+    }
+}
+
+fn write_tif(path: &Path, epsg: u16) {
+    let mut f = std::fs::File::create(path).expect("create");
+    let mut enc = TiffEncoder::new(&mut f).expect("encoder");
+    let mut img = enc
+        .new_image::<colortype::Gray32Float>(W, H)
+        .expect("image");
+    let d = img.encoder();
+    d.write_tag(Tag::ModelPixelScaleTag, &[PX, PX, 0.0][..])
+        .expect("scale");
+    d.write_tag(Tag::ModelTiepointTag, &[0.0, 0.0, 0.0, X0, Y0, 0.0][..])
+        .expect("tie");
+    d.write_tag(
+        Tag::GeoKeyDirectoryTag,
+        &[
+            1u16, 1, 0, 3, 1024, 0, 1, 2, 1025, 0, 1, 1, 2048, 0, 1, epsg,
+        ][..],
+    )
+    .expect("keys");
+    d.write_tag(Tag::GdalNodata, &*format!("{NODATA}"))
+        .expect("nodata");
+    let data: Vec<f32> = (0..H)
+        .flat_map(|r| (0..W).map(move |c| value(c, r)))
+        .collect();
+    img.write_data(&data).expect("data");
+}
+
+/// Hits, sum, min and max per hex.
+type StatsRef = BTreeMap<u64, (u64, f64, f64, f64)>;
+/// Hits per (hex, value bits).
+type CountsRef = HashMap<(u64, u64), u64>;
+
+/// The reference: hex → (hits, sum, min, max), and (hex, value) → hits.
+fn reference(
+    res: u8,
+    k: u32,
+    offset: u8,
+) -> (StatsRef, CountsRef) {
+    let (rr, ar) = (
+        Resolution::try_from(res).expect("res"),
+        Resolution::try_from(res + offset).expect("res"),
+    );
+    let mut stats = BTreeMap::new();
+    let mut counts = HashMap::new();
+    for r in 0..H {
+        for c in 0..W {
+            let v = f64::from(value(c, r));
+            if v == f64::from(NODATA) {
+                continue;
+            }
+            let (lon, lat) = (
+                X0 + (f64::from(c) + 0.5) * PX,
+                Y0 - (f64::from(r) + 0.5) * PX,
+            );
+            let cell = LatLng::new(lat, lon).expect("ll").to_cell(ar);
+            for d in cell.grid_disk::<Vec<_>>(k) {
+                let p = u64::from(d.parent(rr).expect("parent"));
+                let e = stats
+                    .entry(p)
+                    .or_insert((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
+                e.0 += 1;
+                e.1 += v;
+                e.2 = e.2.min(v);
+                e.3 = e.3.max(v);
+                *counts.entry((p, v.to_bits())).or_insert(0) += 1;
+            }
+        }
+    }
+    (stats, counts)
+}
+
+fn read_all(dir: &Path) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("ls")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    for f in files {
+        let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).expect("open"))
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        out.extend(r.map(|b| b.expect("batch")));
+    }
+    out
+}
+
+#[tokio::test]
+async fn statistics_match_a_straightforward_computation() {
+    for (k, offset, res) in [(0u8, 0u8, 9u8), (1, 1, 8), (1, 2, 8), (0, 1, 10)] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let tif = tmp.path().join("r.tif");
+        write_tif(&tif, 4326);
+        let out = tmp.path().join("h3");
+        let report = run_ingest_raster_to_h3(vec![tif], &out)
+            .metrics(vec![Metric::Avg, Metric::Min, Metric::Max, Metric::Sum])
+            .res(res)
+            .k_ring(k)
+            .res_offset(offset)
+            .overview_res(vec![res - 2])
+            .run_local()
+            .await
+            .expect("ingest");
+        let (want, _) = reference(res, u32::from(k), offset);
+        assert_eq!(report.rows as usize, want.len(), "k={k} offset={offset}");
+        let disk = 1.0 + 3.0 * f64::from(k) * (f64::from(k) + 1.0);
+        let mut seen = 0;
+        for b in read_all(&out) {
+            let hex = b
+                .column_by_name("hex")
+                .expect("hex")
+                .as_primitive::<UInt64Type>();
+            let col = |n: &str| {
+                b.column_by_name(n)
+                    .expect(n)
+                    .as_primitive::<Float64Type>()
+                    .clone()
+            };
+            let (avg, min, max, sum) = (
+                col("data_avg"),
+                col("data_min"),
+                col("data_max"),
+                col("data_sum"),
+            );
+            let cnt = b
+                .column_by_name("cnt")
+                .expect("cnt")
+                .as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                let (n, s, lo, hi) = want[&hex.value(i)];
+                assert_eq!(cnt.value(i) as u64, n);
+                assert!((avg.value(i) - s / n as f64).abs() < 1e-9);
+                assert_eq!((min.value(i), max.value(i)), (lo, hi));
+                assert!((sum.value(i) - s / disk).abs() < 1e-6);
+                seen += 1;
+            }
+            // Rows are sorted by hex.
+            assert!(hex.values().windows(2).all(|w| w[0] < w[1]));
+        }
+        assert_eq!(seen, want.len());
+        assert!(out.join("_sample").exists());
+        assert!(
+            out.join(format!("overview/hex{}.parquet", res - 2))
+                .exists()
+        );
+        let index = fused_ingest::read_chunk_index(&out).expect("index");
+        assert_eq!(
+            index.iter().map(|c| c.num_rows).sum::<u64>(),
+            want.len() as u64
+        );
+    }
+}
+
+#[tokio::test]
+async fn categories_count_hits_per_value_with_totals() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tif = tmp.path().join("r.tif");
+    write_tif(&tif, 4326);
+    let out = tmp.path().join("h3");
+    run_ingest_raster_to_h3(vec![tif], &out)
+        .res(8)
+        .overview_res(vec![])
+        .run_local()
+        .await
+        .expect("ingest");
+    let (_, want) = reference(8, 1, 1);
+    let mut totals: HashMap<u64, u64> = HashMap::new();
+    for ((h, _), n) in &want {
+        *totals.entry(*h).or_default() += n;
+    }
+    let mut seen = 0;
+    for b in read_all(&out) {
+        let hex = b
+            .column_by_name("hex")
+            .expect("hex")
+            .as_primitive::<UInt64Type>();
+        let data = b
+            .column_by_name("data")
+            .expect("data")
+            .as_primitive::<Float64Type>();
+        let cnt = b
+            .column_by_name("cnt")
+            .expect("cnt")
+            .as_primitive::<Int64Type>();
+        let total = b
+            .column_by_name("cnt_total")
+            .expect("t")
+            .as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            let h = hex.value(i);
+            assert_eq!(cnt.value(i) as u64, want[&(h, data.value(i).to_bits())]);
+            assert_eq!(total.value(i) as u64, totals[&h]);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, want.len());
+}
+
+#[tokio::test]
+async fn bad_rasters_and_options_are_named() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let plain = tmp.path().join("plain.tif");
+    {
+        let mut f = std::fs::File::create(&plain).expect("create");
+        let mut enc = TiffEncoder::new(&mut f).expect("encoder");
+        enc.write_image::<colortype::Gray8>(4, 4, &[0u8; 16])
+            .expect("write");
+    }
+    let e = run_ingest_raster_to_h3(vec![plain.clone()], tmp.path().join("a"))
+        .res(5)
+        .run_local()
+        .await
+        .expect_err("no georeferencing");
+    assert!(
+        e.to_string().contains("plain.tif") && e.to_string().contains("GeoTIFF"),
+        "{e}"
+    );
+    let tif = tmp.path().join("r.tif");
+    write_tif(&tif, 4326);
+    let e = run_ingest_raster_to_h3(vec![tif.clone()], tmp.path().join("b"))
+        .res(15)
+        .run_local()
+        .await
+        .expect_err("16");
+    assert!(e.to_string().contains("15"), "{e}");
+    let e = run_ingest_raster_to_h3(vec![tif.clone()], tmp.path().join("c"))
+        .res(8)
+        .overview_res(vec![8])
+        .run_local()
+        .await
+        .expect_err("overview");
+    assert!(e.to_string().contains("not below res"), "{e}");
+    let odd = tmp.path().join("odd.tif");
+    write_tif(&odd, 2154);
+    let e = run_ingest_raster_to_h3(vec![odd], tmp.path().join("d"))
+        .res(8)
+        .run_local()
+        .await
+        .expect_err("crs");
+    assert!(e.to_string().contains("EPSG:2154"), "{e}");
+    let bytes = std::fs::read(&tif).expect("read");
+    let cut = tmp.path().join("cut.tif");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).expect("write");
+    let e = run_ingest_raster_to_h3(vec![cut], tmp.path().join("e"))
+        .res(8)
+        .run_local()
+        .await
+        .expect_err("truncated");
+    assert!(e.to_string().contains("cut.tif"), "{e}");
+    for d in ["a", "b", "c", "d", "e"] {
+        assert!(!tmp.path().join(d).exists(), "nothing published at {d}");
+    }
+}
