@@ -89,10 +89,7 @@ pub(crate) fn run(
     let first = rasters
         .first()
         .ok_or_else(|| Error::Options("no input raster".into()))?;
-    let projections: Vec<Projection> = rasters
-        .iter()
-        .map(projection_of)
-        .collect::<Result<_>>()?;
+    let projections: Vec<Projection> = rasters.iter().map(projection_of).collect::<Result<_>>()?;
     let res = match opts.res {
         Some(r) => r,
         None => infer_res(first, projections[0], opts)?,

@@ -60,11 +60,7 @@ type StatsRef = BTreeMap<u64, (u64, f64, f64, f64)>;
 type CountsRef = HashMap<(u64, u64), u64>;
 
 /// The reference: hex → (hits, sum, min, max), and (hex, value) → hits.
-fn reference(
-    res: u8,
-    k: u32,
-    offset: u8,
-) -> (StatsRef, CountsRef) {
+fn reference(res: u8, k: u32, offset: u8) -> (StatsRef, CountsRef) {
     let (rr, ar) = (
         Resolution::try_from(res).expect("res"),
         Resolution::try_from(res + offset).expect("res"),

@@ -705,6 +705,81 @@ fn rust_run_batch_ingests_on_the_server_and_refuses_server_paths() {
     });
 }
 
+/// Writes a float32 GeoTIFF (`epsg`, top-left corner `x0`, `y0`, square pixels of `px`) with
+/// nodata, and `<path>.centres.csv`: its valid pixels' centres in its CRS, and their values.
+fn write_test_raster(path: &Path, epsg: u16, x0: f64, y0: f64, px: f64) {
+    use tiff::encoder::{TiffEncoder, colortype};
+    use tiff::tags::Tag;
+    let (w, h) = (80u32, 60u32);
+    let value = |c: u32, r: u32| -> f32 {
+        if (c * 3 + r) % 13 == 0 {
+            -1.0
+        } else {
+            ((c + r * 5) % 4) as f32
+        }
+    };
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut enc = TiffEncoder::new(&mut f).unwrap();
+    let mut img = enc.new_image::<colortype::Gray32Float>(w, h).unwrap();
+    let d = img.encoder();
+    d.write_tag(Tag::ModelPixelScaleTag, &[px, px, 0.0][..])
+        .unwrap();
+    d.write_tag(Tag::ModelTiepointTag, &[0.0, 0.0, 0.0, x0, y0, 0.0][..])
+        .unwrap();
+    let (model, key) = if epsg == 4326 {
+        (2u16, 2048u16)
+    } else {
+        (1, 3072)
+    };
+    d.write_tag(
+        Tag::GeoKeyDirectoryTag,
+        &[
+            1u16, 1, 0, 3, 1024, 0, 1, model, 1025, 0, 1, 1, key, 0, 1, epsg,
+        ][..],
+    )
+    .unwrap();
+    d.write_tag(Tag::GdalNodata, "-1").unwrap();
+    let data: Vec<f32> = (0..h)
+        .flat_map(|r| (0..w).map(move |c| value(c, r)))
+        .collect();
+    img.write_data(&data).unwrap();
+    let mut csv = String::new();
+    for r in 0..h {
+        for c in 0..w {
+            let v = value(c, r);
+            if v != -1.0 {
+                let (x, y) = (
+                    x0 + (f64::from(c) + 0.5) * px,
+                    y0 - (f64::from(r) + 0.5) * px,
+                );
+                csv.push_str(&format!("{x},{y},{v}\n"));
+            }
+        }
+    }
+    std::fs::write(format!("{}.centres.csv", path.display()), csv).unwrap();
+}
+
+#[test]
+fn h3_cells_match_the_reference_implementation_and_readers_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_test_raster(&dir.path().join("wgs84.tif"), 4326, 12.0, 45.0, 0.0005);
+    write_test_raster(
+        &dir.path().join("utm33.tif"),
+        32633,
+        500_000.0,
+        4_650_000.0,
+        20.0,
+    );
+    run_python(
+        "h3_reference.py",
+        None,
+        &[
+            ("FUSED_TEST_BIN", env!("CARGO_BIN_EXE_fused").to_owned()),
+            ("FUSED_TEST_RASTERS", dir.path().display().to_string()),
+        ],
+    );
+}
+
 /// A `udf` job config running `udf` over `input`.
 fn job_config(udf: &str, input: serde_json::Value) -> serde_json::Value {
     let registry = fused::UdfRegistry::new();
