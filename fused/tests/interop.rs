@@ -712,7 +712,7 @@ fn write_test_raster(path: &Path, epsg: u16, x0: f64, y0: f64, px: f64) {
     use tiff::tags::Tag;
     let (w, h) = (80u32, 60u32);
     let value = |c: u32, r: u32| -> f32 {
-        if (c * 3 + r) % 13 == 0 {
+        if (c * 3 + r).is_multiple_of(13) {
             -1.0
         } else {
             ((c + r * 5) % 4) as f32
