@@ -28,6 +28,7 @@ mod error;
 mod extract;
 pub mod geotiff;
 mod options;
+mod read;
 mod run;
 mod write;
 
@@ -37,6 +38,7 @@ use std::sync::atomic::AtomicBool;
 
 pub use error::{Error, Result};
 pub use options::{H3Options, Metric, Resolved};
+pub use read::{Query, read_h3_dataset};
 pub use run::{H3Report, Progress, ProgressFn};
 
 /// Starts an ingestion of rasters (files, or folders of `.tif`/`.tiff`) into the dataset at

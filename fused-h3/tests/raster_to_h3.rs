@@ -278,3 +278,85 @@ async fn bad_rasters_and_options_are_named() {
         assert!(!tmp.path().join(d).exists(), "nothing published at {d}");
     }
 }
+
+#[tokio::test]
+async fn the_reader_uses_overviews_or_reaggregates_the_chunks() {
+    use fused_h3::{Query, read_h3_dataset};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tif = tmp.path().join("r.tif");
+    write_tif(&tif, 4326);
+    let out = tmp.path().join("h3");
+    run_ingest_raster_to_h3(vec![tif], &out)
+        .metrics(vec![Metric::Avg, Metric::Min, Metric::Max])
+        .res(9)
+        .k_ring(0)
+        .res_offset(0)
+        .overview_res(vec![7])
+        .run_local()
+        .await
+        .expect("ingest");
+    let (fine, _) = reference(9, 0, 0);
+    // The reference at a coarser resolution: hits, sum, min, max per parent.
+    let coarse = |r: u8| {
+        let rr = Resolution::try_from(r).expect("res");
+        let mut m: BTreeMap<u64, (u64, f64, f64, f64)> = BTreeMap::new();
+        for (h, (n, s, lo, hi)) in &fine {
+            let p = u64::from(
+                h3o::CellIndex::try_from(*h)
+                    .expect("cell")
+                    .parent(rr)
+                    .expect("p"),
+            );
+            let e = m
+                .entry(p)
+                .or_insert((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
+            e.0 += n;
+            e.1 += s;
+            e.2 = e.2.min(*lo);
+            e.3 = e.3.max(*hi);
+        }
+        m
+    };
+    let everything = Query::Bbox([-180.0, -90.0, 180.0, 90.0]);
+    for (res, want) in [(9u8, fine.clone()), (7, coarse(7)), (8, coarse(8))] {
+        // 7 comes from the overview, 8 is re-aggregated from the chunks.
+        let b = read_h3_dataset(&out, &everything, Some(res)).expect("read");
+        assert_eq!(b.num_rows(), want.len(), "res {res}");
+        let hex = b
+            .column_by_name("hex")
+            .expect("hex")
+            .as_primitive::<UInt64Type>();
+        let avg = b
+            .column_by_name("data_avg")
+            .expect("avg")
+            .as_primitive::<Float64Type>();
+        let max = b
+            .column_by_name("data_max")
+            .expect("max")
+            .as_primitive::<Float64Type>();
+        for i in 0..b.num_rows() {
+            let (n, s, _, hi) = want[&hex.value(i)];
+            assert!((avg.value(i) - s / n as f64).abs() < 1e-9, "res {res}");
+            assert_eq!(max.value(i), hi);
+        }
+        assert!(b.column_by_name("lat").is_some() && b.column_by_name("lng").is_some());
+    }
+    // A box keeps the cells whose centre is inside; a list of cells keeps those.
+    let bbox = [10.02, 44.95, 10.06, 44.98];
+    let b = read_h3_dataset(&out, &Query::Bbox(bbox), None).expect("bbox");
+    let inside = fine
+        .keys()
+        .filter(|h| {
+            let c = LatLng::from(h3o::CellIndex::try_from(**h).expect("cell"));
+            c.lng() >= bbox[0] && c.lng() <= bbox[2] && c.lat() >= bbox[1] && c.lat() <= bbox[3]
+        })
+        .count();
+    assert_eq!(b.num_rows(), inside);
+    let some: Vec<u64> = fine.keys().take(5).copied().collect();
+    let b = read_h3_dataset(&out, &Query::Hexes(some.clone()), None).expect("hexes");
+    assert_eq!(b.num_rows(), 5);
+    assert!(
+        read_h3_dataset(&out, &everything, Some(10)).is_err(),
+        "finer than the dataset"
+    );
+}

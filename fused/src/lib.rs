@@ -36,6 +36,7 @@ pub mod cache {
 pub use fused_macros::cache;
 pub mod demos;
 mod error;
+pub mod h3_job;
 pub mod ingest_job;
 mod local;
 pub mod run_cache;

@@ -780,6 +780,66 @@ fn h3_cells_match_the_reference_implementation_and_readers_read_them() {
     );
 }
 
+#[test]
+fn raster_to_h3_runs_as_a_batch_job_against_the_servers_storage() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tif = dir.path().join("r.tif");
+    write_test_raster(&tif, 4326, 12.0, 45.0, 0.0005);
+    rt.block_on(async {
+        let transport =
+            fused::HttpTransport::new(Duration::from_secs(30), 0, Duration::from_millis(10))
+                .unwrap();
+        let api =
+            fused::FusedApi::new(std::sync::Arc::new(transport), s.base()).with_token(OWNER_TOKEN);
+        api.upload(std::fs::read(&tif).unwrap(), "fd://rasters/r.tif")
+            .await
+            .unwrap();
+        let step = serde_json::json!({"type": "raster_to_h3", "input_path": "fd://rasters/r.tif",
+            "output_path": "fd://h3/r", "metrics": ["avg", "max"], "res": 9, "overview_res": [7]});
+        let job = api
+            .start_job(serde_json::json!({"name": "h3", "steps": [step]}))
+            .await
+            .unwrap();
+        let done = api
+            .wait_for_job(
+                &job.job_id,
+                Duration::from_millis(100),
+                Some(Duration::from_secs(60)),
+            )
+            .await
+            .unwrap();
+        let logs: Vec<String> = api
+            .get_logs(&job.job_id, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
+        assert_eq!(done.job_status.as_deref(), Some("Done"), "{logs:?}");
+        let out = s._data.path().join("files/h3/r");
+        let index = fused::crates::ingest::read_chunk_index(&out).unwrap();
+        assert!(index.iter().map(|c| c.num_rows).sum::<u64>() > 0);
+        assert!(out.join("overview/hex7.parquet").exists());
+        // Bad steps are refused at once.
+        let bad = serde_json::json!({"type": "raster_to_h3", "input_path": "/etc/x.tif",
+            "output_path": "fd://h3/x"});
+        let e = api
+            .start_job(serde_json::json!({"steps": [bad]}))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("path on the server"), "{e}");
+        let bad = serde_json::json!({"type": "raster_to_h3", "input_path": "fd://rasters/r.tif",
+            "output_path": "fd://h3/y", "res": 15});
+        let e = api
+            .start_job(serde_json::json!({"steps": [bad]}))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("15"), "{e}");
+    });
+}
+
 /// A `udf` job config running `udf` over `input`.
 fn job_config(udf: &str, input: serde_json::Value) -> serde_json::Value {
     let registry = fused::UdfRegistry::new();

@@ -114,6 +114,7 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
     };
     let state = AppState::new(parts, config).await?;
     fused::ingest_job::register(&state);
+    fused::h3_job::register(&state);
     // Batch jobs run in this process too (`fused worker` adds more workers on the same store).
     let worker = state.worker();
     tokio::spawn(async move { worker.run(std::future::pending()).await });
@@ -325,5 +326,6 @@ pub(crate) async fn state_for_worker(
     };
     let state = AppState::new(parts, config).await?;
     fused::ingest_job::register(&state);
+    fused::h3_job::register(&state);
     Ok(state)
 }
