@@ -147,6 +147,8 @@ fn run_python(script: &str, server: Option<&Server>, extra: &[(&str, String)]) {
     let mut cmd = Command::new(python());
     cmd.arg(workspace().join("tests/interop").join(script))
         .env("HOME", home.path())
+        // Scripts' temporary files go with the test's folder.
+        .env("TMPDIR", home.path())
         .env("PYTHONUNBUFFERED", "1");
     if let Some(s) = server {
         let tokens = ServerSecret::new(SECRET);

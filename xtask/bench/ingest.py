@@ -10,6 +10,7 @@ it into target/py). BIG_POINTS (default 0: skipped) adds a points input of that 
 is about 3 GiB) to check memory stays bounded; only our ingest and DuckDB run on it."""
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -89,9 +90,18 @@ def polygons(path, n):
     write(path, wkb, n, "Polygon", rng)
 
 
-def measure(cmd):
+def remove(path):
+    """Outputs are deleted after each run: at 100 M rows each tool writes gigabytes."""
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def measure(cmd, out):
     best = None
     for _ in range(runs):
+        remove(out)
         start = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, status, ru = os.wait4(p.pid, 0)
@@ -102,6 +112,7 @@ def measure(cmd):
         rss = ru.ru_maxrss / 1024
         if best is None or wall < best[0]:
             best = (wall, rss)
+    remove(out)
     return best
 
 
@@ -152,18 +163,21 @@ for name, n, make in cases:
     results = {}
     out = os.path.join(work, f"out-{name}")
     results["fused-rs `fused ingest`"] = measure(
-        [fused_bin, "ingest", src, out, "-q", "--overwrite"]
+        [fused_bin, "ingest", src, out, "-q", "--overwrite"], out
     )
+    duck_out = os.path.join(work, f"duck-{name}.parquet")
     results["DuckDB 1.5.5 + spatial"] = measure(
-        [sys.executable, "-c", DUCKDB, src, os.path.join(work, f"duck-{name}.parquet")]
+        [sys.executable, "-c", DUCKDB, src, duck_out], duck_out
     )
     if n <= 10_000_000:
+        gpd_out = os.path.join(work, f"gpd-{name}.parquet")
         results["geopandas 1.2"] = measure(
-            [sys.executable, "-c", GEOPANDAS, src, os.path.join(work, f"gpd-{name}.parquet")]
+            [sys.executable, "-c", GEOPANDAS, src, gpd_out], gpd_out
         )
         if has_dask:
+            dask_out = os.path.join(work, f"dask-{name}")
             results["dask-geopandas 0.5"] = measure(
-                [sys.executable, "-c", DASK, src, os.path.join(work, f"dask-{name}")]
+                [sys.executable, "-c", DASK, src, dask_out], dask_out
             )
     duck = results["DuckDB 1.5.5 + spatial"][0]
     for tool, (wall, rss) in results.items():
