@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use fused_core::proj::Projection;
-use h3o::{CellIndex, LatLng, Resolution};
+use h3o::{CellIndex, Resolution};
 
 use crate::geotiff::Window;
 
@@ -88,43 +88,32 @@ pub(crate) struct Assign {
     pub(crate) projection: Projection,
     /// Values equal to this are skipped (NaN always is).
     pub(crate) nodata: Option<f64>,
+    /// The raster's geotransform.
+    pub(crate) transform: [f64; 6],
 }
 
 /// Assigns the pixels of a window (`centre(col, row)` gives CRS coordinates) from source
 /// `source` (its index). Pixels are first grouped by their own cell (several pixels share
 /// one), then each group's disk is expanded once and taken to the parents — the same hits as
 /// expanding every pixel, for a fraction of the work.
-pub(crate) fn extract(
-    w: &Window,
-    centre: &dyn Fn(u32, u32) -> (f64, f64),
-    a: &Assign,
-    source: usize,
-    out: &mut Partial,
-) {
+pub(crate) fn extract(w: &Window, a: &Assign, source: usize, out: &mut Partial) {
     let bit = 1u64 << source.min(63);
     let mut own_stats: HashMap<u64, Stats> = HashMap::new();
     let mut own_counts: HashMap<(u64, u64), u64> = HashMap::new();
-    for r in 0..w.height {
-        for c in 0..w.width {
-            let v = w.values[(r * w.width + c) as usize];
-            if v.is_nan() || a.nodata == Some(v) {
-                continue;
-            }
-            let (x, y) = centre(w.x0 + c, w.y0 + r);
-            let (lon, lat) = a.projection.to_lonlat(x, y);
-            let Ok(ll) = LatLng::new(lat, lon) else {
-                continue;
-            };
-            out.pixels += 1;
-            let cell = u64::from(ll.to_cell(a.assign_res));
-            if a.counts {
-                *own_counts.entry((cell, v.to_bits())).or_insert(0) += 1;
-            } else {
-                own_stats
-                    .entry(cell)
-                    .and_modify(|s| s.add(v, bit))
-                    .or_insert_with(|| Stats::new(v, bit));
-            }
+    let nodata = a.nodata;
+    let valid = move |v: f64| !(v.is_nan() || nodata == Some(v));
+    let cells = crate::fill::assign(w, &a.transform, a.projection, a.assign_res, &valid);
+    for (v, cell) in w.values.iter().zip(cells) {
+        let Some(cell) = cell else { continue };
+        out.pixels += 1;
+        let cell = u64::from(cell);
+        if a.counts {
+            *own_counts.entry((cell, v.to_bits())).or_insert(0) += 1;
+        } else {
+            own_stats
+                .entry(cell)
+                .and_modify(|s| s.add(*v, bit))
+                .or_insert_with(|| Stats::new(*v, bit));
         }
     }
     let mut disk: Vec<CellIndex> = Vec::with_capacity(64);

@@ -26,6 +26,7 @@
 mod aggregate;
 mod error;
 mod extract;
+mod fill;
 pub mod geotiff;
 mod options;
 mod read;

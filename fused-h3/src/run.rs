@@ -116,6 +116,7 @@ pub(crate) fn run(
                 counts: counts_mode,
                 projection: *p,
                 nodata: opts.nodata.or(r.nodata),
+                transform: r.transform,
             })
         })
         .collect::<Result<_>>()?;
@@ -135,14 +136,7 @@ pub(crate) fn run(
                     .get_mut(&i)
                     .ok_or_else(|| Error::Encode("reader vanished".into()))?;
                 let window = reader.read(c)?;
-                let r = &rasters[i];
-                extract::extract(
-                    &window,
-                    &|col, row| r.centre(col, row),
-                    &assigns[i],
-                    i,
-                    &mut acc,
-                );
+                extract::extract(&window, &assigns[i], i, &mut acc);
                 let d = done.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Some(p) = progress {
                     p(&Progress::Extracting { done: d, total });
