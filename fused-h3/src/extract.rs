@@ -148,16 +148,3 @@ pub(crate) fn extract(w: &Window, a: &Assign, source: usize, out: &mut Partial) 
         }
     }
 }
-
-/// Merges `b` into `a`.
-pub(crate) fn merge(a: &mut Partial, b: Partial) {
-    a.pixels += b.pixels;
-    for (k, v) in b.stats {
-        a.stats.entry(k).and_modify(|s| s.merge(&v)).or_insert(v);
-    }
-    for (k, (n, src)) in b.counts {
-        let e = a.counts.entry(k).or_insert((0, 0));
-        e.0 += n;
-        e.1 |= src;
-    }
-}

@@ -24,6 +24,7 @@
 //! (hits) is kept with the statistics so that readers can re-aggregate.
 
 mod aggregate;
+mod bucket;
 mod error;
 mod extract;
 mod fill;
@@ -40,7 +41,7 @@ use std::sync::atomic::AtomicBool;
 pub use error::{Error, Result};
 pub use options::{H3Options, Metric, Resolved};
 pub use read::{Query, read_h3_dataset};
-pub use run::{H3Report, Progress, ProgressFn};
+pub use run::{H3Report, PARTIALS_BUDGET, Progress, ProgressFn};
 
 /// Starts an ingestion of rasters (files, or folders of `.tif`/`.tiff`) into the dataset at
 /// `output`.
@@ -51,6 +52,7 @@ pub fn run_ingest_raster_to_h3(inputs: Vec<PathBuf>, output: impl Into<PathBuf>)
         options: H3Options::default(),
         progress: None,
         cancel: None,
+        memory_limit: None,
     }
 }
 
@@ -62,6 +64,7 @@ pub struct RasterToH3 {
     options: H3Options,
     progress: Option<ProgressFn>,
     cancel: Option<Arc<AtomicBool>>,
+    memory_limit: Option<usize>,
 }
 
 impl std::fmt::Debug for RasterToH3 {
@@ -136,6 +139,14 @@ impl RasterToH3 {
         self
     }
 
+    /// Memory the partial rows may take before they spill to the temporary folder (default
+    /// [`PARTIALS_BUDGET`]).
+    #[must_use]
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// Runs the ingestion here, on all cores.
     pub async fn run_local(self) -> Result<H3Report> {
         tokio::task::spawn_blocking(move || {
@@ -146,6 +157,7 @@ impl RasterToH3 {
                 &self.options,
                 self.progress.as_ref(),
                 self.cancel.as_deref(),
+                self.memory_limit,
             )
         })
         .await

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::aggregate;
+use crate::bucket::Buckets;
 use crate::error::{Error, Result};
 use crate::extract::{self, Assign, Partial};
 use crate::geotiff::{ChunkReader, GeoTiff};
@@ -69,6 +70,7 @@ pub(crate) fn run(
     opts: &H3Options,
     progress: Option<&ProgressFn>,
     cancel: Option<&AtomicBool>,
+    memory_limit: Option<usize>,
 ) -> Result<H3Report> {
     let started = Instant::now();
     if output.exists()
@@ -120,50 +122,6 @@ pub(crate) fn run(
             })
         })
         .collect::<Result<_>>()?;
-    // Extract: chunks on all cores, one reader per raster and thread.
-    let merged = jobs
-        .par_iter()
-        .try_fold(
-            || (Partial::default(), BTreeMap::<usize, ChunkReader>::new()),
-            |(mut acc, mut readers), &(i, c)| -> Result<_> {
-                if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
-                    return Err(Error::Cancelled);
-                }
-                if let std::collections::btree_map::Entry::Vacant(e) = readers.entry(i) {
-                    e.insert(rasters[i].reader()?);
-                }
-                let reader = readers
-                    .get_mut(&i)
-                    .ok_or_else(|| Error::Encode("reader vanished".into()))?;
-                let window = reader.read(c)?;
-                extract::extract(&window, &assigns[i], i, &mut acc);
-                let d = done.fetch_add(1, Ordering::SeqCst) + 1;
-                if let Some(p) = progress {
-                    p(&Progress::Extracting { done: d, total });
-                }
-                Ok((acc, readers))
-            },
-        )
-        .map(|r| r.map(|(p, _)| p))
-        .try_reduce(Partial::default, |mut a, b| {
-            extract::merge(&mut a, b);
-            Ok(a)
-        })?;
-    let pixels = merged.pixels;
-    let rows = aggregate::rows_of(merged, counts_mode);
-    // Files per file_res cell.
-    let mut files: BTreeMap<u64, Vec<Row>> = BTreeMap::new();
-    let file_res = resolved.file_res.map(res_of).transpose()?;
-    for r in &rows {
-        let id = match file_res {
-            Some(fr) => CellIndex::try_from(r.0)
-                .ok()
-                .and_then(|c| c.parent(fr))
-                .map_or(0, u64::from),
-            None => 0,
-        };
-        files.entry(id).or_default().push(*r);
-    }
     let layout = Layout {
         metrics: opts.metrics.clone(),
         disk: disk_size(opts.k_ring),
@@ -173,26 +131,110 @@ pub(crate) fn run(
         centres: false,
     };
     let staging = staging_dir(output)?;
+    let file_res = resolved.file_res.map(res_of).transpose()?;
     let chunk_res = resolved.chunk_res.map(res_of).transpose()?;
-    let nfiles = files.len() as u64;
-    let written = AtomicU64::new(0);
-    let index: Vec<Vec<fused_ingest::ChunkEntry>> = files
-        .par_iter()
-        .map(|(id, rows)| {
-            let chunks = write::chunk_ranges(rows, chunk_res, opts.max_rows_per_chunk);
-            let path = staging.path().join(format!("{id}.parquet"));
-            let e = write::write_file(&path, *id as i64, &layout, rows, &chunks)?;
-            let d = written.fetch_add(1, Ordering::SeqCst) + 1;
+    // Partials go to buckets of row groups (or files), spilled past the budget.
+    let temp = staging
+        .path()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    let buckets = Buckets::new(
+        chunk_res.or(file_res),
+        counts_mode,
+        &temp,
+        memory_limit.unwrap_or(PARTIALS_BUDGET),
+    )?;
+    let pixels = AtomicU64::new(0);
+    // Extract: chunks on all cores, one reader per raster and thread.
+    jobs.par_iter().try_for_each_init(
+        BTreeMap::<usize, ChunkReader>::new,
+        |readers, &(i, c)| -> Result<()> {
+            if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+                return Err(Error::Cancelled);
+            }
+            if let std::collections::btree_map::Entry::Vacant(e) = readers.entry(i) {
+                e.insert(rasters[i].reader()?);
+            }
+            let reader = readers
+                .get_mut(&i)
+                .ok_or_else(|| Error::Encode("reader vanished".into()))?;
+            let window = reader.read(c)?;
+            let mut part = Partial::default();
+            extract::extract(&window, &assigns[i], i, &mut part);
+            pixels.fetch_add(part.pixels, Ordering::Relaxed);
+            buckets.add(part)?;
+            let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Some(p) = progress {
+                p(&Progress::Extracting { done: d, total });
+            }
+            Ok(())
+        },
+    )?;
+    let pixels = pixels.into_inner();
+    // Files, in cell order: each bucket is one row group (or cut by rows).
+    let mut index: Vec<fused_ingest::ChunkEntry> = Vec::new();
+    let mut current: Option<(u64, write::FileWriter)> = None;
+    let mut nfiles = 0u64;
+    let mut nrows = 0u64;
+    let mut sample: Vec<Row> = Vec::new();
+    let mut overview_parts: Vec<Vec<Row>> = vec![Vec::new(); resolved.overviews.len()];
+    for bucket in buckets.drain()? {
+        let (key, rows) = bucket?;
+        let Some(first) = rows.first() else { continue };
+        let file = match file_res {
+            Some(fr) => CellIndex::try_from(first.0)
+                .ok()
+                .and_then(|c| c.parent(fr))
+                .map_or(0, u64::from),
+            None => 0,
+        };
+        if current.as_ref().is_none_or(|(id, _)| *id != file) {
+            if let Some((_, w)) = current.take() {
+                index.extend(w.finish()?);
+            }
+            let path = staging.path().join(format!("{file}.parquet"));
+            current = Some((
+                file,
+                write::FileWriter::create(&path, file as i64, &layout)?,
+            ));
+            nfiles += 1;
             if let Some(p) = progress {
                 p(&Progress::Writing {
-                    done: d,
+                    done: nfiles,
                     total: nfiles,
                 });
             }
-            Ok(e)
-        })
-        .collect::<Result<_>>()?;
-    let index: Vec<fused_ingest::ChunkEntry> = index.into_iter().flatten().collect();
+        }
+        if let Some((_, w)) = current.as_mut() {
+            match chunk_res {
+                // One bucket, one row group: its box from the bucket's cell.
+                Some(_) => {
+                    let bbox = if key == 0 {
+                        None
+                    } else {
+                        write::descendants_bbox(key, res_of(res)?)
+                    };
+                    w.chunk(&layout, &rows, bbox)?;
+                }
+                None => {
+                    for r in write::chunk_ranges(&rows, None, opts.max_rows_per_chunk) {
+                        w.chunk(&layout, &rows[r], None)?;
+                    }
+                }
+            }
+        }
+        for (k, (r, _)) in resolved.overviews.iter().enumerate() {
+            overview_parts[k].extend(aggregate::to_parent(&rows, res_of(*r)?));
+        }
+        if sample.len() < 1000 {
+            sample.extend(rows.iter().take(1000 - sample.len()).copied());
+        }
+        nrows += rows.len() as u64;
+    }
+    if let Some((_, w)) = current.take() {
+        index.extend(w.finish()?);
+    }
     // Overviews.
     let overview_dir = staging.path().join("overview");
     if !resolved.overviews.is_empty() {
@@ -209,19 +251,21 @@ pub(crate) fn run(
     resolved
         .overviews
         .par_iter()
-        .map(|(r, cr)| {
-            let over = aggregate::to_parent(&rows, res_of(*r)?);
+        .zip(overview_parts.par_iter())
+        .map(|((r, cr), parts)| {
+            // Parts of one parent may come from several buckets: merge them.
+            let over = aggregate::to_parent(parts, res_of(*r)?);
             let chunks = write::chunk_ranges(&over, Some(res_of(*cr)?), 0);
             let path = overview_dir.join(format!("hex{r}.parquet"));
             write::write_file(&path, 0, &overview_layout, &over, &chunks).map(|_| ())
         })
         .collect::<Result<Vec<()>>>()?;
     // `_sample` last: a few rows, and the chunk index.
-    let sample_rows: Vec<Row> = rows.iter().take(1000).copied().collect();
+    let sample_rows = sample;
     let meta = serde_json::json!({
         "revision": concat!("fused-rs ", env!("CARGO_PKG_VERSION")),
         "step_config": {"type": "raster_to_h3", "config": opts, "res": res},
-        "num_rows": rows.len(),
+        "num_rows": nrows,
         "num_files": nfiles,
         "num_chunks": index.len(),
     })
@@ -237,12 +281,15 @@ pub(crate) fn run(
         output: output.display().to_string(),
         res,
         pixels,
-        rows: rows.len() as u64,
+        rows: nrows,
         files: nfiles,
         overviews: resolved.overviews.len() as u64,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// Memory the partial rows may take before they are spilled to the temporary folder.
+pub const PARTIALS_BUDGET: usize = 256 << 20;
 
 /// Cells a pixel counts in: the size of a k-ring disk.
 fn disk_size(k: u8) -> f64 {

@@ -186,6 +186,27 @@ pub(crate) fn cells_bbox(hexes: impl Iterator<Item = u64>) -> [f64; 4] {
     b
 }
 
+/// A box holding every descendant of `parent` at `res`: the parent's boundary, widened by two
+/// edges of a `res` cell (descendants may stick out of their ancestor a little). Cheap where
+/// the extent of every cell's boundary is not (millions of cells per chunk at fine
+/// resolutions).
+pub(crate) fn descendants_bbox(parent: u64, res: Resolution) -> Option<[f64; 4]> {
+    let b = cells_bbox(std::iter::once(parent));
+    if !b.iter().all(|v| v.is_finite()) || b[2] - b[0] > 180.0 {
+        return None;
+    }
+    let m = 2.0 * res.edge_length_m();
+    let dlat = m / 111_320.0;
+    let lat = b[1].abs().max(b[3].abs()).min(89.0);
+    let dlng = m / (111_320.0 * lat.to_radians().cos());
+    Some([
+        b[0] - dlng,
+        (b[1] - dlat).max(-90.0),
+        b[2] + dlng,
+        (b[3] + dlat).min(90.0),
+    ])
+}
+
 /// Row groups of sorted rows: runs of one `chunk_res` parent, or of `max_rows` rows.
 pub(crate) fn chunk_ranges(
     rows: &[Row],
@@ -216,6 +237,56 @@ pub(crate) fn chunk_ranges(
         }
     }
     out
+}
+
+/// A dataset file written a row group at a time.
+pub(crate) struct FileWriter {
+    w: ArrowWriter<File>,
+    file_id: i64,
+    index: Vec<ChunkEntry>,
+}
+
+impl FileWriter {
+    /// Creates `path` (recorded in the index as `file_id`).
+    pub(crate) fn create(path: &Path, file_id: i64, layout: &Layout) -> Result<Self> {
+        let file = File::create(path).map_err(|e| Error::Io {
+            context: format!("creating {}", path.display()),
+            source: e,
+        })?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(None)
+            .build();
+        Ok(Self {
+            w: ArrowWriter::try_new(file, layout.schema(), Some(props))?,
+            file_id,
+            index: Vec::new(),
+        })
+    }
+
+    /// Writes one row group; its box is `bbox`, or the extent of its cells when `None`.
+    pub(crate) fn chunk(
+        &mut self,
+        layout: &Layout,
+        rows: &[Row],
+        bbox: Option<[f64; 4]>,
+    ) -> Result<()> {
+        self.w.write(&layout.batch(rows)?)?;
+        self.w.flush()?;
+        self.index.push(ChunkEntry {
+            file_id: self.file_id,
+            chunk_id: self.index.len() as i64,
+            bbox: bbox.unwrap_or_else(|| cells_bbox(rows.iter().map(|r| r.0))),
+            num_rows: rows.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Closes the file; its chunk index.
+    pub(crate) fn finish(self) -> Result<Vec<ChunkEntry>> {
+        self.w.close()?;
+        Ok(self.index)
+    }
 }
 
 /// Writes sorted rows to `path` with the given row groups; returns their index entries
