@@ -2,11 +2,11 @@
 //! an overview): statistics merged per parent cell, categories summed per (parent, value) with
 //! new totals.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use h3o::{CellIndex, Resolution};
 
-use crate::extract::{Counts, Partial, Stats};
+use crate::extract::{Counts, FastMap, Partial, Stats};
 use crate::write::{Row, Value};
 
 /// Sorted output rows of merged partials (statistics, or categories with `cnt_total`).
@@ -25,7 +25,7 @@ pub(crate) fn rows_of(p: Partial, counts_mode: bool) -> Vec<Row> {
 }
 
 fn rows_of_counts(counts: Counts) -> Vec<Row> {
-    let mut totals: HashMap<u64, u64> = HashMap::new();
+    let mut totals: FastMap<u64, u64> = FastMap::default();
     for ((h, _), (n, _)) in &counts {
         *totals.entry(*h).or_default() += n;
     }
@@ -66,7 +66,7 @@ pub(crate) fn to_parent(rows: &[Row], res: Resolution) -> Vec<Row> {
             .map(u64::from)
     };
     let mut stats: BTreeMap<u64, Stats> = BTreeMap::new();
-    let mut counts: Counts = HashMap::new();
+    let mut counts: Counts = FastMap::default();
     let mut any_counts = false;
     for (h, v) in rows {
         let Some(p) = parent(*h) else { continue };

@@ -4,7 +4,7 @@
 //! budget. Buckets are then read back one at a time, in cell order, each sorted and merged —
 //! so memory holds one bucket, not the dataset.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use h3o::{CellIndex, Resolution};
 
 use crate::aggregate;
 use crate::error::{Error, Result};
-use crate::extract::{Partial, Stats};
+use crate::extract::{FastMap, Partial, Stats};
 use crate::write::Row;
 
 /// Bytes of a statistics record: hex, n, sum, sumsq, min, max, sources.
@@ -34,7 +34,7 @@ pub(crate) struct Buckets {
 
 #[derive(Default)]
 struct State {
-    buffers: HashMap<u64, Vec<u8>>,
+    buffers: FastMap<u64, Vec<u8>>,
     buffered: usize,
     spilled: BTreeMap<u64, PathBuf>,
 }
@@ -76,7 +76,7 @@ impl Buckets {
     /// Adds a chunk's partial.
     pub(crate) fn add(&self, p: Partial) -> Result<()> {
         // Serialise outside the lock, grouped by bucket.
-        let mut local: HashMap<u64, Vec<u8>> = HashMap::new();
+        let mut local: FastMap<u64, Vec<u8>> = FastMap::default();
         for (hex, s) in p.stats {
             let b = local.entry(self.key(hex)).or_default();
             for v in [hex, s.n] {
@@ -149,7 +149,7 @@ impl Buckets {
 /// Buckets read back in order.
 pub(crate) struct BucketIter {
     keys: std::vec::IntoIter<u64>,
-    buffers: HashMap<u64, Vec<u8>>,
+    buffers: FastMap<u64, Vec<u8>>,
     spilled: BTreeMap<u64, PathBuf>,
     counts: bool,
     _dir: tempfile::TempDir,

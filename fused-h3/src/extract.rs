@@ -4,6 +4,7 @@
 //! (cell, value) ([`Counts`]) — one partial per chunk, merged afterwards.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use fused_core::proj::Projection;
 use h3o::{CellIndex, Resolution};
@@ -60,13 +61,39 @@ impl Stats {
 }
 
 /// Hits per (cell, value bits), with the sources.
-pub(crate) type Counts = HashMap<(u64, u64), (u64, u64)>;
+pub(crate) type Counts = FastMap<(u64, u64), (u64, u64)>;
+
+/// A hash map for cell indexes: they are already well spread, so a multiply-and-fold beats
+/// the default SipHash several times over (nothing here is keyed by untrusted input an
+/// attacker could choose to collide).
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<CellHasher>>;
+
+/// The hasher of [`FastMap`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CellHasher(u64);
+
+impl Hasher for CellHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        let x = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
+    }
+}
 
 /// A chunk's partial result.
 #[derive(Debug, Default)]
 pub(crate) struct Partial {
     /// Per cell, for the statistics metrics.
-    pub(crate) stats: HashMap<u64, Stats>,
+    pub(crate) stats: FastMap<u64, Stats>,
     /// Per (cell, value), for `cnt`.
     pub(crate) counts: Counts,
     /// Valid pixels seen.
@@ -98,8 +125,8 @@ pub(crate) struct Assign {
 /// expanding every pixel, for a fraction of the work.
 pub(crate) fn extract(w: &Window, a: &Assign, source: usize, out: &mut Partial) {
     let bit = 1u64 << source.min(63);
-    let mut own_stats: HashMap<u64, Stats> = HashMap::new();
-    let mut own_counts: HashMap<(u64, u64), u64> = HashMap::new();
+    let mut own_stats: FastMap<u64, Stats> = FastMap::default();
+    let mut own_counts: FastMap<(u64, u64), u64> = FastMap::default();
     let nodata = a.nodata;
     let valid = move |v: f64| !(v.is_nan() || nodata == Some(v));
     let cells = crate::fill::assign(w, &a.transform, a.projection, a.assign_res, &valid);

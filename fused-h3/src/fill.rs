@@ -6,6 +6,7 @@
 //! point-to-cell each.
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasherDefault;
 
 use fused_core::proj::Projection;
 use h3o::{CellIndex, LatLng, Resolution};
@@ -56,7 +57,8 @@ pub(crate) fn assign(
             Projection::LonLat => transform[1].abs().to_radians() * R,
             _ => transform[1].abs(),
         };
-        let mut visited: HashSet<CellIndex> = HashSet::new();
+        let mut visited: HashSet<CellIndex, BuildHasherDefault<crate::extract::CellHasher>> =
+            HashSet::default();
         let mut queue: VecDeque<CellIndex> = VecDeque::new();
         let mut seed_from = 0;
         loop {

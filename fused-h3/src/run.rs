@@ -172,6 +172,7 @@ pub(crate) fn run(
         },
     )?;
     let pixels = pixels.into_inner();
+    tracing::debug!(pixels, "extracted in {:?}", started.elapsed());
     // Files, in cell order: each bucket is one row group (or cut by rows).
     let mut index: Vec<fused_ingest::ChunkEntry> = Vec::new();
     let mut current: Option<(u64, write::FileWriter)> = None;
@@ -235,6 +236,7 @@ pub(crate) fn run(
     if let Some((_, w)) = current.take() {
         index.extend(w.finish()?);
     }
+    tracing::debug!(rows = nrows, "files written at {:?}", started.elapsed());
     // Overviews.
     let overview_dir = staging.path().join("overview");
     if !resolved.overviews.is_empty() {
