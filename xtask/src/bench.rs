@@ -15,8 +15,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Some("cache") => crate::bench_cache::cache(&args[1..]),
         Some("submit") => crate::bench_submit::submit(&args[1..]),
         Some("ingest") => crate::bench_ingest::ingest(&args[1..]),
+        Some("h3") => crate::bench_h3::h3(&args[1..]),
         _ => Err(
-            "usage: cargo xtask bench serve [--duration SECS] | files [--mib N] | cache | submit | ingest [POINTS [POLYGONS [RUNS]]]"
+            "usage: cargo xtask bench serve [--duration SECS] | files [--mib N] | cache | submit | ingest [POINTS [POLYGONS [RUNS]]] | h3 [SIZE [RES,…]]"
                 .into(),
         ),
     }

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_cache;
 mod bench_files;
+mod bench_h3;
 mod bench_ingest;
 mod bench_submit;
 mod hello;
