@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use arrow::compute::{SortOptions, concat_batches, sort_to_indices, take_record_batch};
 use arrow::record_batch::RecordBatch;
-use base64::Engine;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
@@ -20,7 +19,7 @@ use crate::options::{IngestOptions, NonGeoOptions};
 use crate::prepare::Counts;
 use crate::publish::{self, Target};
 use crate::run::{Context, IngestReport};
-use crate::write::{ChunkEntry, FORMAT_VERSION, encode_index, parquet_writer};
+use crate::write::{ChunkEntry, index_metadata, parquet_writer};
 
 /// Runs a non-geospatial ingestion.
 pub(crate) async fn run(
@@ -156,13 +155,7 @@ fn write_all(
         w.close()?;
         file_id += 1;
     }
-    let kv = vec![
-        KeyValue::new("fused:format_version".to_owned(), FORMAT_VERSION.to_owned()),
-        KeyValue::new(
-            "fused:_metadata".to_owned(),
-            base64::engine::general_purpose::STANDARD.encode(encode_index(&index)?),
-        ),
-    ];
+    let kv = index_metadata(&index)?;
     let sample = File::create(dir.join("_sample")).map_err(|e| Error::io("creating _sample", e))?;
     let mut w = parquet_writer(sample, schema, props(kv))?;
     w.write(&all.slice(0, n.min(1000)))?;

@@ -133,7 +133,6 @@ pub fn get_chunks_metadata(dir: &Path) -> Result<RecordBatch> {
 
 /// The chunk index entries as a table.
 pub fn index_table(index: &[ChunkEntry]) -> RecordBatch {
-    use arrow::array::{Float64Array, Int64Array};
     let mut g = BinaryBuilder::new();
     for c in index {
         let [x0, y0, x1, y1] = c.bbox;
@@ -147,42 +146,18 @@ pub fn index_table(index: &[ChunkEntry]) -> RecordBatch {
             Err(_) => g.append_null(),
         }
     }
-    let f = |name: &str, t: DataType| Field::new(name, t, name == GEOMETRY);
-    let schema = Schema::new(vec![
-        f("file_id", DataType::Int64),
-        f("chunk_id", DataType::Int64),
-        f("bbox_minx", DataType::Float64),
-        f("bbox_miny", DataType::Float64),
-        f("bbox_maxx", DataType::Float64),
-        f("bbox_maxy", DataType::Float64),
-        f("num_rows", DataType::Int64),
-        f(GEOMETRY, DataType::Binary),
-    ]);
-    let coord = |k: usize| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(
-            index.iter().map(|c| c.bbox[k]),
-        ))
-    };
-    RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(Int64Array::from_iter_values(
-                index.iter().map(|c| c.file_id),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                index.iter().map(|c| c.chunk_id),
-            )),
-            coord(0),
-            coord(1),
-            coord(2),
-            coord(3),
-            Arc::new(Int64Array::from_iter_values(
-                index.iter().map(|c| c.num_rows as i64),
-            )),
-            Arc::new(g.finish()),
-        ],
-    )
-    .unwrap_or_else(|e| unreachable!("columns of one length: {e}"))
+    let base = crate::write::index_batch(index);
+    let mut fields: Vec<Field> = base
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(GEOMETRY, DataType::Binary, true));
+    let mut columns = base.columns().to_vec();
+    columns.push(Arc::new(g.finish()));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .unwrap_or_else(|e| unreachable!("columns of one length: {e}"))
 }
 
 /// Reads row groups of `<dir>/<file_id>.parquet` (all when `chunks` is `None`), keeping

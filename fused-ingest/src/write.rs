@@ -250,8 +250,7 @@ impl Writer {
     ) -> Result<()> {
         let mut types = BTreeSet::new();
         let rows: Vec<(usize, usize)> = firsts.iter().copied().take(10_000).collect();
-        let (batch, bbox) = self.gather(batches, &rows, &mut types)?;
-        let index_bytes = encode_index(index)?;
+        let (batch, _) = self.gather(batches, &rows, &mut types)?;
         let table_bbox = index.iter().fold(
             [
                 f64::INFINITY,
@@ -268,19 +267,14 @@ impl Writer {
                 ]
             },
         );
-        let _ = bbox;
-        let kv = vec![
-            KeyValue::new("fused:format_version".to_owned(), FORMAT_VERSION.to_owned()),
-            KeyValue::new(
-                "fused:_metadata".to_owned(),
-                base64::engine::general_purpose::STANDARD.encode(index_bytes),
-            ),
+        let mut kv = index_metadata(index)?;
+        kv.extend([
             KeyValue::new("fused:job_meta".to_owned(), self.job_meta.clone()),
             KeyValue::new(
                 "geo".to_owned(),
                 geo_metadata(&types, table_bbox, self.covering)?,
             ),
-        ];
+        ]);
         let path = dir.join("_sample");
         let file = File::create(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
@@ -315,14 +309,11 @@ pub fn write_plain_sample(
     index: &[ChunkEntry],
     job_meta: &str,
 ) -> Result<()> {
-    let kv = vec![
-        KeyValue::new("fused:format_version".to_owned(), FORMAT_VERSION.to_owned()),
-        KeyValue::new(
-            "fused:_metadata".to_owned(),
-            base64::engine::general_purpose::STANDARD.encode(encode_index(index)?),
-        ),
-        KeyValue::new("fused:job_meta".to_owned(), job_meta.to_owned()),
-    ];
+    let mut kv = index_metadata(index)?;
+    kv.push(KeyValue::new(
+        "fused:job_meta".to_owned(),
+        job_meta.to_owned(),
+    ));
     let props = WriterProperties::builder()
         .set_key_value_metadata(Some(kv))
         .set_created_by(CREATED_BY.to_owned())
@@ -411,8 +402,8 @@ fn type_name(wkb: &[u8]) -> String {
     }
 }
 
-/// The chunk index as a Parquet file.
-pub(crate) fn encode_index(index: &[ChunkEntry]) -> Result<Vec<u8>> {
+/// The chunk index as a table: `file_id`, `chunk_id`, `bbox_*`, `num_rows`.
+pub(crate) fn index_batch(index: &[ChunkEntry]) -> RecordBatch {
     let f = |name: &str, t: DataType| Field::new(name, t, false);
     let schema = Arc::new(Schema::new(vec![
         f("file_id", DataType::Int64),
@@ -428,8 +419,8 @@ pub(crate) fn encode_index(index: &[ChunkEntry]) -> Result<Vec<u8>> {
             index.iter().map(|c| c.bbox[k]),
         ))
     };
-    let batch = RecordBatch::try_new(
-        schema.clone(),
+    RecordBatch::try_new(
+        schema,
         vec![
             Arc::new(Int64Array::from_iter_values(
                 index.iter().map(|c| c.file_id),
@@ -445,7 +436,26 @@ pub(crate) fn encode_index(index: &[ChunkEntry]) -> Result<Vec<u8>> {
                 index.iter().map(|c| c.num_rows as i64),
             )),
         ],
-    )?;
+    )
+    .unwrap_or_else(|e| unreachable!("columns of one length: {e}"))
+}
+
+/// The key-value entries that make a `_sample` file an index: `fused:format_version` and
+/// `fused:_metadata` (the chunk index as base64 Parquet).
+pub(crate) fn index_metadata(index: &[ChunkEntry]) -> Result<Vec<KeyValue>> {
+    Ok(vec![
+        KeyValue::new("fused:format_version".to_owned(), FORMAT_VERSION.to_owned()),
+        KeyValue::new(
+            "fused:_metadata".to_owned(),
+            base64::engine::general_purpose::STANDARD.encode(encode_index(index)?),
+        ),
+    ])
+}
+
+/// The chunk index as a Parquet file.
+pub(crate) fn encode_index(index: &[ChunkEntry]) -> Result<Vec<u8>> {
+    let batch = index_batch(index);
+    let schema = batch.schema();
     let mut buf = Vec::new();
     let props = WriterProperties::builder()
         .set_created_by(CREATED_BY.to_owned())
