@@ -654,17 +654,44 @@ fn sdk_ingests_through_a_batch_job_and_reads_the_table() {
     run_python("sdk_ingest.py", Some(&s), &[("FUSED_TEST_FILES", files)]);
 }
 
+/// A client of the test server, as its owner.
+fn owner_api(s: &Server) -> fused::FusedApi {
+    let transport =
+        fused::HttpTransport::new(Duration::from_secs(30), 0, Duration::from_millis(10)).unwrap();
+    fused::FusedApi::new(std::sync::Arc::new(transport), s.base()).with_token(OWNER_TOKEN)
+}
+
+/// Waits (at most `secs`) for a job to end; its state and log lines.
+async fn finish_job(
+    api: &fused::FusedApi,
+    id: &str,
+    secs: u64,
+) -> (fused::api::RunResponse, Vec<String>) {
+    let done = api
+        .wait_for_job(
+            id,
+            Duration::from_millis(100),
+            Some(Duration::from_secs(secs)),
+        )
+        .await
+        .unwrap();
+    let logs = api
+        .get_logs(id, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    (done, logs)
+}
+
 #[test]
 fn rust_run_batch_ingests_on_the_server_and_refuses_server_paths() {
     use fused::ingest_job::RunBatch;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let s = Server::start();
     rt.block_on(async {
-        let transport =
-            fused::HttpTransport::new(Duration::from_secs(30), 0, Duration::from_millis(10))
-                .unwrap();
-        let api =
-            fused::FusedApi::new(std::sync::Arc::new(transport), s.base()).with_token(OWNER_TOKEN);
+        let api = owner_api(&s);
         let csv = "id,lon,lat\n1,-122.41,37.77\n2,2.35,48.85\n3,139.69,35.68\n4,,\n";
         api.upload(csv.as_bytes().to_vec(), "fd://in/places.csv")
             .await
@@ -674,21 +701,7 @@ fn rust_run_batch_ingests_on_the_server_and_refuses_server_paths() {
             .run_batch(&api)
             .await
             .unwrap();
-        let done = api
-            .wait_for_job(
-                &job.job_id,
-                Duration::from_millis(100),
-                Some(Duration::from_secs(30)),
-            )
-            .await
-            .unwrap();
-        let logs: Vec<String> = api
-            .get_logs(&job.job_id, None)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.message)
-            .collect();
+        let (done, logs) = finish_job(&api, &job.job_id, 30).await;
         assert_eq!(done.job_status.as_deref(), Some("Done"), "{logs:?}");
         assert!(
             logs.iter()
@@ -790,11 +803,7 @@ fn raster_to_h3_runs_as_a_batch_job_against_the_servers_storage() {
     let tif = dir.path().join("r.tif");
     write_test_raster(&tif, 4326, 12.0, 45.0, 0.0005);
     rt.block_on(async {
-        let transport =
-            fused::HttpTransport::new(Duration::from_secs(30), 0, Duration::from_millis(10))
-                .unwrap();
-        let api =
-            fused::FusedApi::new(std::sync::Arc::new(transport), s.base()).with_token(OWNER_TOKEN);
+        let api = owner_api(&s);
         api.upload(std::fs::read(&tif).unwrap(), "fd://rasters/r.tif")
             .await
             .unwrap();
@@ -804,21 +813,7 @@ fn raster_to_h3_runs_as_a_batch_job_against_the_servers_storage() {
             .start_job(serde_json::json!({"name": "h3", "steps": [step]}))
             .await
             .unwrap();
-        let done = api
-            .wait_for_job(
-                &job.job_id,
-                Duration::from_millis(100),
-                Some(Duration::from_secs(60)),
-            )
-            .await
-            .unwrap();
-        let logs: Vec<String> = api
-            .get_logs(&job.job_id, None)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.message)
-            .collect();
+        let (done, logs) = finish_job(&api, &job.job_id, 60).await;
         assert_eq!(done.job_status.as_deref(), Some("Done"), "{logs:?}");
         let out = s._data.path().join("files/h3/r");
         let index = fused::crates::ingest::read_chunk_index(&out).unwrap();
