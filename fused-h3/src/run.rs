@@ -130,7 +130,7 @@ pub(crate) fn run(
             .then(|| inputs.iter().map(|p| p.display().to_string()).collect()),
         centres: false,
     };
-    let staging = staging_dir(output)?;
+    let staging = fused_ingest::stage_beside(output)?;
     let file_res = resolved.file_res.map(res_of).transpose()?;
     let chunk_res = resolved.chunk_res.map(res_of).transpose()?;
     // Partials go to buckets of row groups (or files), spilled past the budget.
@@ -278,7 +278,7 @@ pub(crate) fn run(
         &index,
         &meta,
     )?;
-    publish(staging, output)?;
+    fused_ingest::publish_dir(staging, output, opts.overwrite)?;
     Ok(H3Report {
         output: output.display().to_string(),
         res,
@@ -346,54 +346,4 @@ fn infer_res(r: &GeoTiff, p: Projection, opts: &H3Options) -> Result<u8> {
         }
     }
     Ok(found.saturating_sub(opts.res_offset))
-}
-
-/// A staging folder beside the output.
-fn staging_dir(output: &Path) -> Result<tempfile::TempDir> {
-    let parent = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::Io {
-        context: format!("creating {}", parent.display()),
-        source: e,
-    })?;
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dataset".into());
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}.staging-"))
-        .tempdir_in(parent)
-        .map_err(|e| Error::Io {
-            context: "creating a staging folder".into(),
-            source: e,
-        })
-}
-
-/// Moves the staged dataset to `output` (the previous one, if any, is removed after).
-fn publish(staging: tempfile::TempDir, output: &Path) -> Result<()> {
-    let staged = staging.keep();
-    let io = |what: &str, e: std::io::Error| Error::Io {
-        context: format!("{what} {}", output.display()),
-        source: e,
-    };
-    if output.exists() {
-        let aside = staged.with_extension("old");
-        std::fs::rename(output, &aside).map_err(|e| {
-            let _ = std::fs::remove_dir_all(&staged);
-            io("moving aside", e)
-        })?;
-        if let Err(e) = std::fs::rename(&staged, output) {
-            let _ = std::fs::rename(&aside, output);
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(io("publishing", e));
-        }
-        let _ = std::fs::remove_dir_all(&aside);
-        return Ok(());
-    }
-    std::fs::rename(&staged, output).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&staged);
-        io("publishing", e)
-    })
 }

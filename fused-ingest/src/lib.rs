@@ -85,6 +85,7 @@ pub use options::{
     SubdivideMethod,
 };
 pub use prepare::{Counts, GEOMETRY};
+pub use publish::{publish_dir, stage_beside};
 pub use read::{
     chunk_index_of_sample, get_chunk_from_table, get_chunks_metadata, index_table, read_bbox,
     read_chunk_index,

@@ -404,6 +404,36 @@ async fn copy_sample(sample: &Path, meta: &str, target: &Target) -> Result<()> {
     }
 }
 
+/// A staging folder beside the local folder `dir` (same file system, so [`publish_dir`] is a
+/// rename).
+pub fn stage_beside(dir: &Path) -> Result<tempfile::TempDir> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "table".into());
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}.staging-"))
+        .tempdir_in(parent)
+        .map_err(|e| {
+            Error::io(
+                format!("creating a staging folder in {}", parent.display()),
+                e,
+            )
+        })
+}
+
+/// Makes a folder staged with [`stage_beside`] the folder `dir`, replacing what is there only
+/// with `overwrite` (atomically where the file system can exchange folders).
+pub fn publish_dir(staging: tempfile::TempDir, dir: &Path, overwrite: bool) -> Result<()> {
+    swap_in(staging, dir, overwrite)
+}
+
 /// Puts the staged folder at `dir`: a rename when `dir` is absent or empty, an atomic
 /// exchange (Linux `renameat2`) when it holds a table being replaced — then the old table is
 /// removed.
