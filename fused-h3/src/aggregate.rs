@@ -2,8 +2,6 @@
 //! an overview): statistics merged per parent cell, categories summed per (parent, value) with
 //! new totals.
 
-use std::collections::BTreeMap;
-
 use h3o::{CellIndex, Resolution};
 
 use crate::extract::{Counts, FastMap, Partial, Stats};
@@ -57,7 +55,8 @@ fn rows_of_counts(counts: Counts) -> Vec<Row> {
     rows
 }
 
-/// Rows taken to their parents at `res` and merged.
+/// Rows taken to their parents at `res` and merged. Rows sorted by cell (as every bucket
+/// and chunk is) merge in one pass; any order is accepted.
 pub(crate) fn to_parent(rows: &[Row], res: Resolution) -> Vec<Row> {
     let parent = |h: u64| {
         CellIndex::try_from(h)
@@ -65,15 +64,16 @@ pub(crate) fn to_parent(rows: &[Row], res: Resolution) -> Vec<Row> {
             .and_then(|c| c.parent(res))
             .map(u64::from)
     };
-    let mut stats: BTreeMap<u64, Stats> = BTreeMap::new();
+    let mut stats: Vec<(u64, Stats)> = Vec::new();
     let mut counts: Counts = FastMap::default();
     let mut any_counts = false;
     for (h, v) in rows {
         let Some(p) = parent(*h) else { continue };
         match v {
-            Value::Stats(s) => {
-                stats.entry(p).and_modify(|t| t.merge(s)).or_insert(*s);
-            }
+            Value::Stats(s) => match stats.last_mut() {
+                Some((last, t)) if *last == p => t.merge(s),
+                _ => stats.push((p, *s)),
+            },
             Value::Count {
                 data, cnt, sources, ..
             } => {
@@ -86,6 +86,16 @@ pub(crate) fn to_parent(rows: &[Row], res: Resolution) -> Vec<Row> {
     }
     if any_counts {
         return rows_of_counts(counts);
+    }
+    if !stats.is_sorted_by(|a, b| a.0 < b.0) {
+        stats.sort_by_key(|r| r.0);
+        stats.dedup_by(|b, a| {
+            let same = a.0 == b.0;
+            if same {
+                a.1.merge(&b.1);
+            }
+            same
+        });
     }
     stats
         .into_iter()

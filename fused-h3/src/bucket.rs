@@ -15,7 +15,7 @@ use h3o::{CellIndex, Resolution};
 use crate::aggregate;
 use crate::error::{Error, Result};
 use crate::extract::{FastMap, Partial, Stats};
-use crate::write::Row;
+use crate::write::{Row, Value};
 
 /// Bytes of a statistics record: hex, n, sum, sumsq, min, max, sources.
 const STATS: usize = 56;
@@ -78,21 +78,55 @@ impl Buckets {
         // Serialise outside the lock, grouped by bucket.
         let mut local: FastMap<u64, Vec<u8>> = FastMap::default();
         for (hex, s) in p.stats {
-            let b = local.entry(self.key(hex)).or_default();
-            for v in [hex, s.n] {
-                b.extend_from_slice(&v.to_le_bytes());
-            }
-            for v in [s.sum, s.sumsq, s.min, s.max] {
-                b.extend_from_slice(&v.to_le_bytes());
-            }
-            b.extend_from_slice(&s.sources.to_le_bytes());
+            self.put_stats(&mut local, hex, &s);
         }
         for ((hex, bits), (n, sources)) in p.counts {
-            let b = local.entry(self.key(hex)).or_default();
-            for v in [hex, bits, n, sources] {
-                b.extend_from_slice(&v.to_le_bytes());
+            self.put_count(&mut local, hex, bits, n, sources);
+        }
+        self.append(local)
+    }
+
+    /// Adds aggregated rows (an overview's part): merged with the other rows of their cell
+    /// (and value) when drained.
+    pub(crate) fn add_rows(&self, rows: &[Row]) -> Result<()> {
+        let mut local: FastMap<u64, Vec<u8>> = FastMap::default();
+        for (hex, v) in rows {
+            match v {
+                Value::Stats(s) => self.put_stats(&mut local, *hex, s),
+                Value::Count {
+                    data, cnt, sources, ..
+                } => self.put_count(&mut local, *hex, data.to_bits(), *cnt, *sources),
             }
         }
+        self.append(local)
+    }
+
+    fn put_stats(&self, local: &mut FastMap<u64, Vec<u8>>, hex: u64, s: &Stats) {
+        let b = local.entry(self.key(hex)).or_default();
+        for v in [hex, s.n] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [s.sum, s.sumsq, s.min, s.max] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&s.sources.to_le_bytes());
+    }
+
+    fn put_count(
+        &self,
+        local: &mut FastMap<u64, Vec<u8>>,
+        hex: u64,
+        bits: u64,
+        n: u64,
+        sources: u64,
+    ) {
+        let b = local.entry(self.key(hex)).or_default();
+        for v in [hex, bits, n, sources] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn append(&self, local: FastMap<u64, Vec<u8>>) -> Result<()> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for (k, bytes) in local {
             st.buffered += bytes.len();

@@ -32,6 +32,7 @@ pub mod geotiff;
 mod options;
 mod read;
 mod run;
+mod sink;
 mod write;
 
 use std::path::PathBuf;
@@ -41,7 +42,7 @@ use std::sync::atomic::AtomicBool;
 pub use error::{Error, Result};
 pub use options::{H3Options, Metric, Resolved};
 pub use read::{Query, read_h3_dataset};
-pub use run::{H3Report, PARTIALS_BUDGET, Progress, ProgressFn};
+pub use run::{H3Report, MAX_CATEGORIES, PARTIALS_BUDGET, Progress, ProgressFn};
 
 /// Starts an ingestion of rasters (files, or folders of `.tif`/`.tiff`) into the dataset at
 /// `output`.

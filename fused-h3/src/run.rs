@@ -2,14 +2,15 @@
 //! raster assigned on all cores, partials merged, files written per `file_res` cell with row
 //! groups per `chunk_res` cell, overviews, `_sample` last, then the dataset published.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use fused_core::proj::Projection;
-use h3o::{CellIndex, LatLng, Resolution};
+use h3o::{LatLng, Resolution};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::extract::{self, Assign, Partial};
 use crate::geotiff::{ChunkReader, GeoTiff};
 use crate::options::{H3Options, Metric};
+use crate::sink;
 use crate::write::{self, Layout, Row};
 
 /// A step of an ingestion, reported while it runs.
@@ -139,12 +141,31 @@ pub(crate) fn run(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir);
+    let budget = memory_limit.unwrap_or(PARTIALS_BUDGET);
+    // Records per cell at resolution r: one for statistics; for categories, up to the values
+    // its pixels (times their disks) bring.
+    let pixel_m2 = rasters
+        .iter()
+        .zip(&projections)
+        .map(|(r, p)| pixel_area_m2(r, *p))
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-6);
+    let per_cell = |r: u8| -> f64 {
+        match (counts_mode, Resolution::try_from(r)) {
+            (true, Ok(rr)) => (rr.area_m2() / pixel_m2 * layout.disk)
+                .ceil()
+                .clamp(1.0, MAX_CATEGORIES as f64),
+            _ => 1.0,
+        }
+    };
+    let coarsest = resolved.chunk_res.or(resolved.file_res).unwrap_or(0);
     let buckets = Buckets::new(
-        chunk_res.or(file_res),
+        Some(sink::key_res(res, coarsest, per_cell(res))?),
         counts_mode,
         &temp,
-        memory_limit.unwrap_or(PARTIALS_BUDGET),
+        budget / 2,
     )?;
+    let categories: Mutex<HashSet<u64, BuildHasherDefault<extract::CellHasher>>> = Mutex::default();
     let pixels = AtomicU64::new(0);
     // Extract: chunks on all cores, one reader per raster and thread.
     jobs.par_iter().try_for_each_init(
@@ -163,6 +184,9 @@ pub(crate) fn run(
             let mut part = Partial::default();
             extract::extract(&window, &assigns[i], i, &mut part);
             pixels.fetch_add(part.pixels, Ordering::Relaxed);
+            if counts_mode {
+                check_categories(&categories, &part)?;
+            }
             buckets.add(part)?;
             let d = done.fetch_add(1, Ordering::SeqCst) + 1;
             if let Some(p) = progress {
@@ -173,71 +197,64 @@ pub(crate) fn run(
     )?;
     let pixels = pixels.into_inner();
     tracing::debug!(pixels, "extracted in {:?}", started.elapsed());
-    // Files, in cell order: each bucket is one row group (or cut by rows).
-    let mut index: Vec<fused_ingest::ChunkEntry> = Vec::new();
-    let mut current: Option<(u64, write::FileWriter)> = None;
-    let mut nfiles = 0u64;
-    let mut nrows = 0u64;
+    // Overview rows go to buckets of their own (one set per overview), so a raster of many
+    // categories cannot hold them all in memory.
+    let overview_budget = budget / 2 / resolved.overviews.len().max(1);
+    let overview_buckets: Vec<Buckets> = resolved
+        .overviews
+        .iter()
+        .map(|(r, cr)| {
+            let key = sink::key_res(*r, *cr, per_cell(*r))?;
+            Buckets::new(Some(key), counts_mode, &temp, overview_budget)
+        })
+        .collect::<Result<_>>()?;
+    // Finest first, each computed from the next finer one (merging is associative).
+    let mut overview_order: Vec<usize> = (0..resolved.overviews.len()).collect();
+    overview_order.sort_by_key(|k| std::cmp::Reverse(resolved.overviews[*k].0));
+    // Files, in cell order.
     let mut sample: Vec<Row> = Vec::new();
-    let mut overview_parts: Vec<Vec<Row>> = vec![Vec::new(); resolved.overviews.len()];
-    for bucket in buckets.drain()? {
-        let (key, rows) = bucket?;
-        let Some(first) = rows.first() else { continue };
-        let file = match file_res {
-            Some(fr) => CellIndex::try_from(first.0)
-                .ok()
-                .and_then(|c| c.parent(fr))
-                .map_or(0, u64::from),
-            None => 0,
-        };
-        if current.as_ref().is_none_or(|(id, _)| *id != file) {
-            if let Some((_, w)) = current.take() {
-                index.extend(w.finish()?);
-            }
-            let path = staging.path().join(format!("{file}.parquet"));
-            current = Some((
-                file,
-                write::FileWriter::create(&path, file as i64, &layout)?,
-            ));
-            nfiles += 1;
+    let cuts = sink::Cuts {
+        file_res,
+        chunk_res,
+        max_rows: opts.max_rows_per_chunk,
+        res: res_of(res)?,
+    };
+    let mut opened = 0;
+    let drained = sink::drain(
+        buckets,
+        cuts,
+        &layout,
+        &mut |file| {
+            opened += 1;
             if let Some(p) = progress {
                 p(&Progress::Writing {
-                    done: nfiles,
-                    total: nfiles,
+                    done: opened,
+                    total: opened,
                 });
             }
-        }
-        if let Some((_, w)) = current.as_mut() {
-            match chunk_res {
-                // One bucket, one row group: its box from the bucket's cell.
-                Some(_) => {
-                    let bbox = if key == 0 {
-                        None
-                    } else {
-                        write::descendants_bbox(key, res_of(res)?)
-                    };
-                    w.chunk(&layout, &rows, bbox)?;
-                }
-                None => {
-                    for r in write::chunk_ranges(&rows, None, opts.max_rows_per_chunk) {
-                        w.chunk(&layout, &rows[r], None)?;
-                    }
-                }
+            let path = staging.path().join(format!("{file}.parquet"));
+            write::FileWriter::create(&path, file as i64, &layout)
+        },
+        &mut |rows| {
+            let mut finer: Option<Vec<Row>> = None;
+            for &k in &overview_order {
+                let r = res_of(resolved.overviews[k].0)?;
+                let over = aggregate::to_parent(finer.as_deref().unwrap_or(rows), r);
+                overview_buckets[k].add_rows(&over)?;
+                finer = Some(over);
             }
-        }
-        for (k, (r, _)) in resolved.overviews.iter().enumerate() {
-            overview_parts[k].extend(aggregate::to_parent(&rows, res_of(*r)?));
-        }
-        if sample.len() < 1000 {
-            sample.extend(rows.iter().take(1000 - sample.len()).copied());
-        }
-        nrows += rows.len() as u64;
-    }
-    if let Some((_, w)) = current.take() {
-        index.extend(w.finish()?);
-    }
-    tracing::debug!(rows = nrows, "files written at {:?}", started.elapsed());
-    // Overviews.
+            if sample.len() < 1000 {
+                sample.extend(rows.iter().take(1000 - sample.len()).copied());
+            }
+            Ok(())
+        },
+    )?;
+    tracing::debug!(
+        rows = drained.rows,
+        "files written at {:?}",
+        started.elapsed()
+    );
+    // Overviews: one file each, a row group per overview chunk cell.
     let overview_dir = staging.path().join("overview");
     if !resolved.overviews.is_empty() {
         std::fs::create_dir_all(&overview_dir).map_err(|e| Error::Io {
@@ -253,13 +270,17 @@ pub(crate) fn run(
     resolved
         .overviews
         .par_iter()
-        .zip(overview_parts.par_iter())
-        .map(|((r, cr), parts)| {
-            // Parts of one parent may come from several buckets: merge them.
-            let over = aggregate::to_parent(parts, res_of(*r)?);
-            let chunks = write::chunk_ranges(&over, Some(res_of(*cr)?), 0);
+        .zip(overview_buckets)
+        .map(|((r, cr), buckets)| {
             let path = overview_dir.join(format!("hex{r}.parquet"));
-            write::write_file(&path, 0, &overview_layout, &over, &chunks).map(|_| ())
+            let cuts = sink::Cuts {
+                file_res: None,
+                chunk_res: Some(res_of(*cr)?),
+                max_rows: 0,
+                res: res_of(*r)?,
+            };
+            let mut open = |_| write::FileWriter::create(&path, 0, &overview_layout);
+            sink::drain(buckets, cuts, &overview_layout, &mut open, &mut |_| Ok(())).map(|_| ())
         })
         .collect::<Result<Vec<()>>>()?;
     // `_sample` last: a few rows, and the chunk index.
@@ -267,15 +288,15 @@ pub(crate) fn run(
     let meta = serde_json::json!({
         "revision": concat!("fused-rs ", env!("CARGO_PKG_VERSION")),
         "step_config": {"type": "raster_to_h3", "config": opts, "res": res},
-        "num_rows": nrows,
-        "num_files": nfiles,
-        "num_chunks": index.len(),
+        "num_rows": drained.rows,
+        "num_files": drained.files,
+        "num_chunks": drained.index.len(),
     })
     .to_string();
     fused_ingest::write_plain_sample(
         &staging.path().join("_sample"),
         &layout.batch(&sample_rows)?,
-        &index,
+        &drained.index,
         &meta,
     )?;
     fused_ingest::publish_dir(staging, output, opts.overwrite)?;
@@ -283,8 +304,8 @@ pub(crate) fn run(
         output: output.display().to_string(),
         res,
         pixels,
-        rows: nrows,
-        files: nfiles,
+        rows: drained.rows,
+        files: drained.files,
         overviews: resolved.overviews.len() as u64,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -315,21 +336,49 @@ fn projection_of(r: &GeoTiff) -> Result<Projection> {
     }
 }
 
-/// The resolution whose cells are just larger than a pixel's share (`pixel area / 7k`), at the
-/// raster's centre, minus `res_offset` — as the SDK infers it.
-fn infer_res(r: &GeoTiff, p: Projection, opts: &H3Options) -> Result<u8> {
+/// Distinct values past which `cnt` is refused: it counts pixels per value, which suits
+/// categories (land cover classes), not a continuous band.
+pub const MAX_CATEGORIES: usize = 65_536;
+
+fn check_categories(
+    seen: &Mutex<HashSet<u64, BuildHasherDefault<extract::CellHasher>>>,
+    part: &Partial,
+) -> Result<()> {
+    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    for (_, bits) in part.counts.keys() {
+        if seen.insert(*bits) && seen.len() > MAX_CATEGORIES {
+            return Err(Error::Options(format!(
+                "metric cnt counts pixels per distinct value, and the input has more than \
+                 {MAX_CATEGORIES} distinct values (a continuous band?): use statistics instead, \
+                 e.g. metrics avg, min, max"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A pixel's area in m², at the raster's centre.
+fn pixel_area_m2(r: &GeoTiff, p: Projection) -> f64 {
     let (cx, cy) = r.centre(r.width / 2, r.height / 2);
-    let (lon, lat) = p.to_lonlat(cx, cy);
     let (dx, dy) = r.pixel_size();
-    let area = match p {
+    match p {
         Projection::LonLat => {
+            let (lon, lat) = p.to_lonlat(cx, cy);
             let utm = Projection::utm_zone_of(lon, lat);
             let (x0, y0) = utm.from_lonlat(lon, lat);
             let (x1, y1) = utm.from_lonlat(lon + dx, lat + dy);
             ((x1 - x0) * (y1 - y0)).abs()
         }
-        _ => dx * dy,
-    };
+        _ => (dx * dy).abs(),
+    }
+}
+
+/// The resolution whose cells are just larger than a pixel's share (`pixel area / 7k`), at the
+/// raster's centre, minus `res_offset` — as the SDK infers it.
+fn infer_res(r: &GeoTiff, p: Projection, opts: &H3Options) -> Result<u8> {
+    let (cx, cy) = r.centre(r.width / 2, r.height / 2);
+    let (lon, lat) = p.to_lonlat(cx, cy);
+    let area = pixel_area_m2(r, p);
     let share = area / f64::from((7 * u32::from(opts.k_ring)).max(1));
     let ll = LatLng::new(lat, lon).map_err(|e| Error::Raster {
         file: r.path.display().to_string(),

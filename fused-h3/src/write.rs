@@ -207,43 +207,13 @@ pub(crate) fn descendants_bbox(parent: u64, res: Resolution) -> Option<[f64; 4]>
     ])
 }
 
-/// Row groups of sorted rows: runs of one `chunk_res` parent, or of `max_rows` rows.
-pub(crate) fn chunk_ranges(
-    rows: &[Row],
-    chunk_res: Option<Resolution>,
-    max_rows: u64,
-) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let key = |h: u64| -> u64 {
-        match chunk_res {
-            Some(r) => CellIndex::try_from(h)
-                .ok()
-                .and_then(|c| c.parent(r))
-                .map_or(h, u64::from),
-            None => 0,
-        }
-    };
-    for i in 1..=rows.len() {
-        let end = i == rows.len();
-        let cut = end
-            || match chunk_res {
-                Some(_) => key(rows[i].0) != key(rows[start].0),
-                None => (i - start) as u64 >= max_rows.max(1),
-            };
-        if cut {
-            out.push(start..i);
-            start = i;
-        }
-    }
-    out
-}
-
-/// A dataset file written a row group at a time.
+/// A dataset file written a row group at a time; a row group may be appended in parts.
 pub(crate) struct FileWriter {
     w: ArrowWriter<File>,
     file_id: i64,
     index: Vec<ChunkEntry>,
+    /// Rows appended to the open row group.
+    pending: u64,
 }
 
 impl FileWriter {
@@ -261,24 +231,37 @@ impl FileWriter {
             w: ArrowWriter::try_new(file, layout.schema(), Some(props))?,
             file_id,
             index: Vec::new(),
+            pending: 0,
         })
     }
 
-    /// Writes one row group; its box is `bbox`, or the extent of its cells when `None`.
-    pub(crate) fn chunk(
-        &mut self,
-        layout: &Layout,
-        rows: &[Row],
-        bbox: Option<[f64; 4]>,
-    ) -> Result<()> {
-        self.w.write(&layout.batch(rows)?)?;
+    /// Appends rows to the open row group.
+    pub(crate) fn append(&mut self, layout: &Layout, rows: &[Row]) -> Result<()> {
+        if !rows.is_empty() {
+            self.w.write(&layout.batch(rows)?)?;
+            self.pending += rows.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Rows in the open row group.
+    pub(crate) fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// Closes the open row group (if it holds rows), its box being `bbox`.
+    pub(crate) fn end_chunk(&mut self, bbox: [f64; 4]) -> Result<()> {
+        if self.pending == 0 {
+            return Ok(());
+        }
         self.w.flush()?;
         self.index.push(ChunkEntry {
             file_id: self.file_id,
             chunk_id: self.index.len() as i64,
-            bbox: bbox.unwrap_or_else(|| cells_bbox(rows.iter().map(|r| r.0))),
-            num_rows: rows.len() as u64,
+            bbox,
+            num_rows: self.pending,
         });
+        self.pending = 0;
         Ok(())
     }
 
@@ -287,38 +270,4 @@ impl FileWriter {
         self.w.close()?;
         Ok(self.index)
     }
-}
-
-/// Writes sorted rows to `path` with the given row groups; returns their index entries
-/// (`file_id` as given).
-pub(crate) fn write_file(
-    path: &Path,
-    file_id: i64,
-    layout: &Layout,
-    rows: &[Row],
-    chunks: &[std::ops::Range<usize>],
-) -> Result<Vec<ChunkEntry>> {
-    let file = File::create(path).map_err(|e| Error::Io {
-        context: format!("creating {}", path.display()),
-        source: e,
-    })?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(None)
-        .build();
-    let mut w = ArrowWriter::try_new(file, layout.schema(), Some(props))?;
-    let mut index = Vec::with_capacity(chunks.len());
-    for (k, c) in chunks.iter().enumerate() {
-        let part = &rows[c.clone()];
-        w.write(&layout.batch(part)?)?;
-        w.flush()?;
-        index.push(ChunkEntry {
-            file_id,
-            chunk_id: k as i64,
-            bbox: cells_bbox(part.iter().map(|r| r.0)),
-            num_rows: part.len() as u64,
-        });
-    }
-    w.close()?;
-    Ok(index)
 }

@@ -29,10 +29,14 @@ fn value(c: u32, r: u32) -> f32 {
 }
 
 fn write_tif(path: &Path, epsg: u16) {
+    write_tif_with(path, epsg, W, H, value);
+}
+
+fn write_tif_with(path: &Path, epsg: u16, w: u32, h: u32, value: impl Fn(u32, u32) -> f32) {
     let mut f = std::fs::File::create(path).expect("create");
     let mut enc = TiffEncoder::new(&mut f).expect("encoder");
     let mut img = enc
-        .new_image::<colortype::Gray32Float>(W, H)
+        .new_image::<colortype::Gray32Float>(w, h)
         .expect("image");
     let d = img.encoder();
     d.write_tag(Tag::ModelPixelScaleTag, &[PX, PX, 0.0][..])
@@ -48,8 +52,8 @@ fn write_tif(path: &Path, epsg: u16) {
     .expect("keys");
     d.write_tag(Tag::GdalNodata, &*format!("{NODATA}"))
         .expect("nodata");
-    let data: Vec<f32> = (0..H)
-        .flat_map(|r| (0..W).map(move |c| value(c, r)))
+    let data: Vec<f32> = (0..h)
+        .flat_map(|r| (0..w).map(|c| value(c, r)).collect::<Vec<_>>())
         .collect();
     img.write_data(&data).expect("data");
 }
@@ -197,7 +201,7 @@ async fn categories_count_hits_per_value_with_totals() {
     let out = tmp.path().join("h3");
     run_ingest_raster_to_h3(vec![tif], &out)
         .res(8)
-        .overview_res(vec![])
+        .overview_res(vec![6, 7])
         .memory_limit(1)
         .run_local()
         .await
@@ -233,6 +237,50 @@ async fn categories_count_hits_per_value_with_totals() {
         }
     }
     assert_eq!(seen, want.len());
+    // Overviews, spilled like the rows (memory limit 1 byte): hits per (parent, value),
+    // totals per parent, sorted by cell.
+    for r in [6u8, 7] {
+        let rr = Resolution::try_from(r).expect("res");
+        let mut up: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        for ((h, v), n) in &want {
+            let p = h3o::CellIndex::try_from(*h)
+                .expect("cell")
+                .parent(rr)
+                .expect("p");
+            *up.entry((u64::from(p), *v)).or_default() += n;
+        }
+        let path = out.join(format!("overview/hex{r}.parquet"));
+        let f = std::fs::File::open(&path).expect("overview");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+            .expect("pq")
+            .build()
+            .expect("r");
+        let mut got: Vec<(u64, u64, u64)> = Vec::new();
+        for b in reader {
+            let b = b.expect("batch");
+            let hex = b
+                .column_by_name("hex")
+                .expect("hex")
+                .as_primitive::<UInt64Type>();
+            let data = b
+                .column_by_name("data")
+                .expect("d")
+                .as_primitive::<Float64Type>();
+            let cnt = b
+                .column_by_name("cnt")
+                .expect("c")
+                .as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                got.push((hex.value(i), data.value(i).to_bits(), cnt.value(i) as u64));
+            }
+        }
+        assert!(
+            got.is_sorted_by(|a, b| a.0 <= b.0),
+            "res {r}: sorted by hex"
+        );
+        let got: BTreeMap<(u64, u64), u64> = got.into_iter().map(|(h, v, n)| ((h, v), n)).collect();
+        assert_eq!(got, up, "overview res {r}");
+    }
 }
 
 #[tokio::test]
@@ -269,6 +317,19 @@ async fn bad_rasters_and_options_are_named() {
         .await
         .expect_err("overview");
     assert!(e.to_string().contains("not below res"), "{e}");
+    // `cnt` (the default) on a continuous band: refused before it fills the disk.
+    let smooth = tmp.path().join("smooth.tif");
+    write_tif_with(&smooth, 4326, 300, 300, |c, r| (c * 1000 + r) as f32);
+    let e = run_ingest_raster_to_h3(vec![smooth], tmp.path().join("e"))
+        .res(8)
+        .run_local()
+        .await
+        .expect_err("continuous");
+    assert!(
+        e.to_string().contains("distinct values") && e.to_string().contains("avg"),
+        "{e}"
+    );
+    assert!(!tmp.path().join("e").exists(), "nothing published");
     let odd = tmp.path().join("odd.tif");
     write_tif(&odd, 2154);
     let e = run_ingest_raster_to_h3(vec![odd], tmp.path().join("d"))
@@ -371,4 +432,119 @@ async fn the_reader_uses_overviews_or_reaggregates_the_chunks() {
         read_h3_dataset(&out, &everything, Some(10)).is_err(),
         "finer than the dataset"
     );
+}
+
+/// Every row group, as listed by `_sample`: its file, rows, and box.
+fn row_groups(dir: &Path) -> Vec<(fused_ingest::ChunkEntry, Vec<u64>)> {
+    let index = fused_ingest::read_chunk_index(dir).expect("index");
+    index
+        .into_iter()
+        .map(|e| {
+            let f = std::fs::File::open(dir.join(format!("{}.parquet", e.file_id))).expect("file");
+            let b = ParquetRecordBatchReaderBuilder::try_new(f)
+                .expect("pq")
+                .with_row_groups(vec![e.chunk_id as usize])
+                .build()
+                .expect("reader");
+            let mut hexes = Vec::new();
+            for batch in b {
+                let batch = batch.expect("batch");
+                let h = batch
+                    .column_by_name("hex")
+                    .expect("hex")
+                    .as_primitive::<UInt64Type>();
+                hexes.extend(h.values().iter().copied());
+            }
+            (e, hexes)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn row_groups_follow_chunk_cells_or_row_counts_and_the_index_lists_them() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tif = tmp.path().join("r.tif");
+    write_tif(&tif, 4326);
+    let (want, _) = reference(10, 0, 0);
+    let inside = |b: [f64; 4], h: u64| {
+        let c = LatLng::from(h3o::CellIndex::try_from(h).expect("cell"));
+        c.lng() >= b[0] && c.lng() <= b[2] && c.lat() >= b[1] && c.lat() <= b[3]
+    };
+    // A row group per `chunk_res` cell (buckets spill under a 1-byte budget): statistics, and
+    // categories, whose buckets are finer than their row groups.
+    let check = |dir: &Path, chunk: u8, rows: usize| {
+        let rc = Resolution::try_from(chunk).expect("res");
+        let mut all: Vec<u64> = Vec::new();
+        let mut cells = std::collections::HashSet::new();
+        for (e, hexes) in &row_groups(dir) {
+            assert_eq!(e.num_rows as usize, hexes.len());
+            let parents: std::collections::HashSet<_> = hexes
+                .iter()
+                .map(|h| {
+                    h3o::CellIndex::try_from(*h)
+                        .expect("c")
+                        .parent(rc)
+                        .expect("p")
+                })
+                .collect();
+            assert_eq!(parents.len(), 1, "one cell per row group");
+            assert!(
+                cells.insert(*parents.iter().next().expect("p")),
+                "one row group per cell"
+            );
+            assert!(
+                hexes.iter().all(|h| inside(e.bbox, *h)),
+                "the box covers its cells"
+            );
+            all.extend(hexes);
+        }
+        assert!(all.is_sorted(), "rows sorted by hex across row groups");
+        assert_eq!(all.len(), rows);
+    };
+    let by_cell = tmp.path().join("by-cell");
+    run_ingest_raster_to_h3(vec![tif.clone()], &by_cell)
+        .metrics(vec![Metric::Avg])
+        .res(10)
+        .k_ring(0)
+        .res_offset(0)
+        .file_res(5)
+        .chunk_res(7)
+        .memory_limit(1)
+        .run_local()
+        .await
+        .expect("ingest");
+    check(&by_cell, 7, want.len());
+    let categories = tmp.path().join("categories");
+    run_ingest_raster_to_h3(vec![tif.clone()], &categories)
+        .res(8)
+        .chunk_res(2)
+        .memory_limit(1)
+        .run_local()
+        .await
+        .expect("ingest");
+    check(&categories, 2, reference(8, 1, 1).1.len());
+    // Cut by rows instead.
+    let by_rows = tmp.path().join("by-rows");
+    run_ingest_raster_to_h3(vec![tif], &by_rows)
+        .metrics(vec![Metric::Avg])
+        .res(10)
+        .k_ring(0)
+        .res_offset(0)
+        .max_rows_per_chunk(50)
+        .run_local()
+        .await
+        .expect("ingest");
+    let groups = row_groups(&by_rows);
+    let sizes: Vec<usize> = groups.iter().map(|(_, h)| h.len()).collect();
+    assert!(
+        sizes.iter().all(|n| *n <= 50) && sizes.iter().rev().skip(1).all(|n| *n == 50),
+        "{sizes:?}"
+    );
+    assert_eq!(sizes.iter().sum::<usize>(), want.len());
+    for (e, hexes) in &groups {
+        assert!(
+            hexes.iter().all(|h| inside(e.bbox, *h)),
+            "the box covers its cells"
+        );
+    }
 }
