@@ -32,8 +32,19 @@ pub struct GeoTiff {
     pub chunk: (u32, u32),
     /// Chunks (tiles or strips) in the image.
     pub chunks: u32,
-    /// Samples per pixel (only the first is read).
+    /// Samples per pixel in a chunk (only the first is read).
     samples: u16,
+    /// LZW chunks, decoded by [`crate::lzw`] from these byte ranges.
+    lzw: Option<LzwChunks>,
+}
+
+/// Where the LZW chunks are, and how their samples are stored.
+#[derive(Debug, Clone, PartialEq)]
+struct LzwChunks {
+    offsets: Vec<u64>,
+    lengths: Vec<u64>,
+    tiled: bool,
+    samples: crate::lzw::Samples,
 }
 
 /// A decoded window: the pixels of one chunk, band 1, as f64 (row-major).
@@ -133,20 +144,66 @@ impl GeoTiff {
             Ok(d.find_tag_unsigned(Tag::PlanarConfiguration)?
                 .unwrap_or(1u16))
         })?;
-        if samples > 1 && planar == 2 {
-            return Err(bad(
-                path,
-                "planar multi-band TIFFs are not supported (band-interleaved, or one band, are)",
-            ));
-        }
         let chunk = guarded(path, || Ok(d.chunk_dimensions()))?;
-        let chunks = guarded(path, || match d.get_chunk_type() {
-            ChunkType::Tile => d.tile_count(),
-            ChunkType::Strip => d.strip_count(),
+        let tiled = d.get_chunk_type() == ChunkType::Tile;
+        let mut chunks = guarded(path, || {
+            if tiled {
+                d.tile_count()
+            } else {
+                d.strip_count()
+            }
         })?;
         if chunk.0 == 0 || chunk.1 == 0 {
             return Err(bad(path, "chunks of size zero"));
         }
+        // Band-separate (planar) files: band 1's chunks come first, one sample per pixel.
+        let samples = if planar == 2 {
+            chunks /= u32::from(samples.max(1));
+            1
+        } else {
+            samples
+        };
+        // A tag's (first) value: BitsPerSample and SampleFormat hold one per sample.
+        let unsigned = |d: &mut Decoder<BufReader<File>>, tag: Tag, default: u16| {
+            guarded(path, || {
+                Ok(d.find_tag_unsigned_vec::<u16>(tag)?
+                    .and_then(|v| v.first().copied())
+                    .unwrap_or(default))
+            })
+        };
+        let compression = unsigned(&mut d, Tag::Compression, 1)?;
+        check_encoding(
+            path,
+            compression,
+            unsigned(&mut d, Tag::SampleFormat, 1)?,
+            unsigned(&mut d, Tag::BitsPerSample, 1)?,
+        )?;
+        let lzw = if compression == 5 {
+            let (off, len) = if tiled {
+                (Tag::TileOffsets, Tag::TileByteCounts)
+            } else {
+                (Tag::StripOffsets, Tag::StripByteCounts)
+            };
+            let offsets: Vec<u64> = guarded(path, || d.get_tag(off)?.into_u64_vec())?;
+            let lengths: Vec<u64> = guarded(path, || d.get_tag(len)?.into_u64_vec())?;
+            if offsets.len() < chunks as usize || lengths.len() < chunks as usize {
+                return Err(bad(path, "fewer chunk offsets than chunks"));
+            }
+            Some(LzwChunks {
+                offsets,
+                lengths,
+                tiled,
+                samples: crate::lzw::Samples {
+                    bits: unsigned(&mut d, Tag::BitsPerSample, 1)?,
+                    format: unsigned(&mut d, Tag::SampleFormat, 1)?,
+                    predictor: unsigned(&mut d, Tag::Predictor, 1)?,
+                    per_pixel: samples,
+                    big_endian: d.byte_order() == tiff::tags::ByteOrder::BigEndian,
+                },
+            })
+        } else {
+            None
+        };
         Ok(Self {
             path: path.to_path_buf(),
             width,
@@ -157,6 +214,7 @@ impl GeoTiff {
             chunk,
             chunks,
             samples,
+            lzw,
         })
     }
 
@@ -206,8 +264,18 @@ impl ChunkReader {
         let (x0, y0) = ((i % across) * t.chunk.0, (i / across) * t.chunk.1);
         let d = &mut self.decoder;
         let (w, h) = guarded(&t.path, || Ok(d.chunk_data_dimensions(i)))?;
-        let data = guarded(&t.path, || d.read_chunk(i))
-            .map_err(|e| bad(&t.path, format!("chunk {i}: {e}")))?;
+        if let Some(lzw) = &t.lzw {
+            let values = read_lzw(d.inner(), lzw, i, t, (w, h))
+                .map_err(|e| bad(&t.path, format!("chunk {i}: {e}")))?;
+            return band_one(t, i, (x0, y0), (w, h), &values);
+        }
+        let data = guarded(&t.path, || d.read_chunk(i)).map_err(|e| match e {
+            Error::Raster { file, reason } => Error::Raster {
+                file,
+                reason: format!("chunk {i}: {reason}"),
+            },
+            e => e,
+        })?;
         let values: Vec<f64> = match data {
             DecodingResult::U8(v) => v.into_iter().map(f64::from).collect(),
             DecodingResult::U16(v) => v.into_iter().map(f64::from).collect(),
@@ -221,33 +289,109 @@ impl ChunkReader {
             DecodingResult::F64(v) => v,
             DecodingResult::F16(v) => v.into_iter().map(f64::from).collect(),
         };
-        // Tiles may be padded past the image's edge: keep the data part, band 1.
-        let stride_px = if t.chunk.0 * t.chunk.1 * u32::from(t.samples) == values.len() as u32 {
-            t.chunk.0
-        } else {
-            w
-        };
-        let s = usize::from(t.samples);
-        let mut out = Vec::with_capacity((w * h) as usize);
-        for r in 0..h as usize {
-            for c in 0..w as usize {
-                let at = (r * stride_px as usize + c) * s;
-                out.push(values.get(at).copied().ok_or_else(|| {
-                    bad(
-                        &t.path,
-                        format!("chunk {i} holds fewer pixels than its size"),
-                    )
-                })?);
-            }
-        }
-        Ok(Window {
-            x0,
-            y0,
-            width: w,
-            height: h,
-            values: out,
-        })
+        band_one(t, i, (x0, y0), (w, h), &values)
     }
+}
+
+/// Reads and decodes LZW chunk `i` (`w` × `h` of the image's pixels).
+fn read_lzw(
+    f: &mut BufReader<File>,
+    lzw: &LzwChunks,
+    i: u32,
+    t: &GeoTiff,
+    (w, h): (u32, u32),
+) -> std::result::Result<Vec<f64>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let (off, len) = (lzw.offsets[i as usize], lzw.lengths[i as usize]);
+    let size = std::fs::metadata(&t.path).map(|m| m.len()).unwrap_or(0);
+    if off.checked_add(len).is_none_or(|end| end > size) {
+        return Err(format!(
+            "its bytes {off}+{len} lie past the end of the file ({size} bytes)"
+        ));
+    }
+    let mut raw = vec![0u8; len as usize];
+    f.seek(SeekFrom::Start(off))
+        .and_then(|_| f.read_exact(&mut raw))
+        .map_err(|e| e.to_string())?;
+    // Tiles are stored at full size (padded); strips hold their own rows only.
+    let (cols, rows) = if lzw.tiled {
+        (t.chunk.0, t.chunk.1)
+    } else {
+        (t.width, h)
+    };
+    let needed = (h.saturating_sub(1) * cols + w) as usize;
+    crate::lzw::decode(&raw, cols as usize, rows as usize, needed, lzw.samples)
+        .map_err(|e| e.to_string())
+}
+
+/// Band 1 of a decoded chunk (tiles may be padded past the image's edge).
+fn band_one(
+    t: &GeoTiff,
+    i: u32,
+    (x0, y0): (u32, u32),
+    (w, h): (u32, u32),
+    values: &[f64],
+) -> Result<Window> {
+    let stride_px = if t.chunk.0 * t.chunk.1 * u32::from(t.samples) == values.len() as u32 {
+        t.chunk.0
+    } else {
+        w
+    };
+    let s = usize::from(t.samples);
+    let mut out = Vec::with_capacity((w * h) as usize);
+    for r in 0..h as usize {
+        for c in 0..w as usize {
+            let at = (r * stride_px as usize + c) * s;
+            out.push(values.get(at).copied().ok_or_else(|| {
+                bad(
+                    &t.path,
+                    format!("chunk {i} holds fewer pixels than its size"),
+                )
+            })?);
+        }
+    }
+    Ok(Window {
+        x0,
+        y0,
+        width: w,
+        height: h,
+        values: out,
+    })
+}
+
+/// Refuses, when the file is opened, encodings the reader cannot decode.
+fn check_encoding(path: &Path, compression: u16, format: u16, bits: u16) -> Result<()> {
+    let name = match compression {
+        1 | 5 | 7 | 8 | 32946 | 32773 | 50000 => None,
+        6 => Some("old-style JPEG"),
+        34887 => Some("LERC"),
+        34925 => Some("LZMA"),
+        50001 => Some("WebP"),
+        50002 => Some("JPEG XL"),
+        2..=4 => Some("CCITT fax"),
+        _ => Some("unknown"),
+    };
+    if let Some(name) = name {
+        return Err(bad(
+            path,
+            format!(
+                "its compression, {name} (code {compression}), is not supported (supported: \
+                 none, LZW, deflate, zstd, JPEG, PackBits)"
+            ),
+        ));
+    }
+    match format {
+        1..=3 => {}
+        5 | 6 => return Err(bad(path, "complex samples are not supported")),
+        f => return Err(bad(path, format!("sample format {f} is not supported"))),
+    }
+    if !matches!(bits, 8 | 16 | 32 | 64) {
+        return Err(bad(
+            path,
+            format!("{bits}-bit samples are not supported (8, 16, 32 and 64 are)"),
+        ));
+    }
+    Ok(())
 }
 
 /// The EPSG code in a GeoKey directory: ProjectedCSTypeGeoKey (3072), else

@@ -29,6 +29,7 @@ mod error;
 mod extract;
 mod fill;
 pub mod geotiff;
+mod lzw;
 mod options;
 mod read;
 mod run;

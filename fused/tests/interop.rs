@@ -795,6 +795,100 @@ fn h3_cells_match_the_reference_implementation_and_readers_read_them() {
     );
 }
 
+/// Compares one GDAL-written GeoTIFF with what GDAL read from it.
+fn check_geotiff(m: &serde_json::Value, want: &[f64]) -> Result<(), String> {
+    use fused::crates::h3::geotiff::GeoTiff;
+    let path = PathBuf::from(m["file"].as_str().unwrap());
+    let t = GeoTiff::open(&path).map_err(|e| e.to_string())?;
+    let (w, h) = (
+        m["width"].as_u64().unwrap() as u32,
+        m["height"].as_u64().unwrap() as u32,
+    );
+    if (t.width, t.height) != (w, h) {
+        return Err(format!("size {}×{}, GDAL {w}×{h}", t.width, t.height));
+    }
+    let gt: Vec<f64> = serde_json::from_value(m["transform"].clone()).unwrap();
+    if t.transform
+        .iter()
+        .zip(&gt)
+        .any(|(a, b)| (a - b).abs() > 1e-9 * b.abs().max(1.0))
+    {
+        return Err(format!("geotransform {:?}, GDAL {gt:?}", t.transform));
+    }
+    if t.epsg.map(u64::from) != m["epsg"].as_u64() {
+        return Err(format!("EPSG {:?}, GDAL {}", t.epsg, m["epsg"]));
+    }
+    if t.nodata != m["nodata"].as_f64() {
+        return Err(format!("nodata {:?}, GDAL {}", t.nodata, m["nodata"]));
+    }
+    let mut got = vec![f64::NAN; want.len()];
+    let mut reader = t.reader().map_err(|e| e.to_string())?;
+    for c in 0..t.chunks {
+        let win = reader.read(c).map_err(|e| e.to_string())?;
+        for r in 0..win.height {
+            for col in 0..win.width {
+                let at = ((win.y0 + r) * w + win.x0 + col) as usize;
+                got[at] = win.values[(r * win.width + col) as usize];
+            }
+        }
+    }
+    match got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a.to_bits() != b.to_bits())
+    {
+        Some(i) => Err(format!(
+            "pixel ({}, {}) is {}, GDAL {}",
+            i % w as usize,
+            i / w as usize,
+            got[i],
+            want[i]
+        )),
+        None => Ok(()),
+    }
+}
+
+#[test]
+fn geotiffs_written_by_gdal_read_as_gdal_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    run_python(
+        "tiff_variants.py",
+        None,
+        &[("FUSED_TEST_OUT", dir.path().display().to_string())],
+    );
+    let manifest: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    assert!(manifest.len() > 100, "{} variants", manifest.len());
+    let mut failures = Vec::new();
+    for m in &manifest {
+        let name = m["name"].as_str().unwrap();
+        if let Some(reason) = m["error"].as_str() {
+            let path = PathBuf::from(m["file"].as_str().unwrap());
+            match fused::crates::h3::geotiff::GeoTiff::open(&path) {
+                Ok(_) => failures.push(format!("{name}: opened, expected an error ({reason})")),
+                Err(e) if e.to_string().contains(reason) && e.to_string().contains(name) => {}
+                Err(e) => failures.push(format!("{name}: {e} (expected {reason})")),
+            }
+            continue;
+        }
+        let bytes = std::fs::read(dir.path().join(format!("{name}.f64"))).unwrap();
+        let want: Vec<f64> = bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        if let Err(e) = check_geotiff(m, &want) {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {}:\n{}",
+        failures.len(),
+        manifest.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn raster_to_h3_runs_as_a_batch_job_against_the_servers_storage() {
     let rt = tokio::runtime::Runtime::new().unwrap();
