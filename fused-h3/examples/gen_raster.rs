@@ -4,28 +4,12 @@
 //!
 //! usage: cargo run --release -p fused-h3 --example gen_raster -- OUT.tif [SIZE]
 
-use tiff::encoder::{Compression, DeflateLevel, TiffEncoder, colortype};
-use tiff::tags::Tag;
+use fused_h3::{Georef, write_f32};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let out = args.get(1).ok_or("usage: gen_raster OUT.tif [SIZE]")?;
     let size: u32 = args.get(2).map_or(Ok(8000), |s| s.parse())?;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(out)?);
-    let mut enc =
-        TiffEncoder::new(&mut f)?.with_compression(Compression::Deflate(DeflateLevel::Fast));
-    let mut img = enc.new_image::<colortype::Gray32Float>(size, size)?;
-    img.rows_per_strip(64)?;
-    let d = img.encoder();
-    d.write_tag(Tag::ModelPixelScaleTag, &[0.0001, 0.0001, 0.0][..])?;
-    d.write_tag(Tag::ModelTiepointTag, &[0.0, 0.0, 0.0, 10.0, 45.0, 0.0][..])?;
-    d.write_tag(
-        Tag::GeoKeyDirectoryTag,
-        &[
-            1u16, 1, 0, 3, 1024, 0, 1, 2, 1025, 0, 1, 1, 2048, 0, 1, 4326,
-        ][..],
-    )?;
-    d.write_tag(Tag::GdalNodata, "-9999")?;
     // A smooth field with 5 % of pixels (pseudo-random) at nodata.
     let mut state: u64 = 7;
     let data: Vec<f32> = (0..size as u64 * size as u64)
@@ -41,6 +25,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
         .collect();
-    img.write_data(&data)?;
+    let georef = Georef {
+        x0: 10.0,
+        y0: 45.0,
+        pixel: 0.0001,
+        epsg: 4326,
+    };
+    write_f32(out.as_ref(), georef, (size, size), Some(-9999.0), &data)?;
     Ok(())
 }

@@ -29,6 +29,7 @@ mod error;
 mod extract;
 mod fill;
 pub mod geotiff;
+mod geotiff_write;
 mod lzw;
 mod options;
 mod read;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 pub use error::{Error, Result};
+pub use geotiff_write::{Georef, write_f32};
 pub use options::{H3Options, Metric, Resolved};
 pub use read::{Query, read_h3_dataset};
 pub use run::{H3Report, MAX_CATEGORIES, PARTIALS_BUDGET, Progress, ProgressFn};

@@ -7,11 +7,10 @@ use std::path::Path;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
-use fused_h3::{Metric, run_ingest_raster_to_h3};
+use fused_h3::{Georef, Metric, run_ingest_raster_to_h3, write_f32};
 use h3o::{LatLng, Resolution};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tiff::encoder::{TiffEncoder, colortype};
-use tiff::tags::Tag;
 
 const W: u32 = 120;
 const H: u32 = 90;
@@ -33,29 +32,16 @@ fn write_tif(path: &Path, epsg: u16) {
 }
 
 fn write_tif_with(path: &Path, epsg: u16, w: u32, h: u32, value: impl Fn(u32, u32) -> f32) {
-    let mut f = std::fs::File::create(path).expect("create");
-    let mut enc = TiffEncoder::new(&mut f).expect("encoder");
-    let mut img = enc
-        .new_image::<colortype::Gray32Float>(w, h)
-        .expect("image");
-    let d = img.encoder();
-    d.write_tag(Tag::ModelPixelScaleTag, &[PX, PX, 0.0][..])
-        .expect("scale");
-    d.write_tag(Tag::ModelTiepointTag, &[0.0, 0.0, 0.0, X0, Y0, 0.0][..])
-        .expect("tie");
-    d.write_tag(
-        Tag::GeoKeyDirectoryTag,
-        &[
-            1u16, 1, 0, 3, 1024, 0, 1, 2, 1025, 0, 1, 1, 2048, 0, 1, epsg,
-        ][..],
-    )
-    .expect("keys");
-    d.write_tag(Tag::GdalNodata, &*format!("{NODATA}"))
-        .expect("nodata");
     let data: Vec<f32> = (0..h)
         .flat_map(|r| (0..w).map(|c| value(c, r)).collect::<Vec<_>>())
         .collect();
-    img.write_data(&data).expect("data");
+    let georef = Georef {
+        x0: X0,
+        y0: Y0,
+        pixel: PX,
+        epsg,
+    };
+    write_f32(path, georef, (w, h), Some(NODATA), &data).expect("write");
 }
 
 /// Hits, sum, min and max per hex.

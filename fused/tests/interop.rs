@@ -159,7 +159,7 @@ fn run_python(script: &str, server: Option<&Server>, extra: &[(&str, String)]) {
             cmd.env("FUSED_SYSTEM_TRUST", "0")
                 .env("REQUESTS_CA_BUNDLE", cert);
         }
-        for name in ["hello", "vector_tile", "raster_tile"] {
+        for name in ["hello", "vector_tile", "raster_tile", "h3_relief"] {
             cmd.env(
                 format!("FUSED_TEST_TOKEN_{}", name.to_uppercase()),
                 tokens.token_for(name),
@@ -186,6 +186,12 @@ fn run_python(script: &str, server: Option<&Server>, extra: &[(&str, String)]) {
 fn sdk_gets_a_geodataframe_from_a_tile() {
     let s = Server::start();
     run_python("sdk_tiles.py", Some(&s), &[]);
+}
+
+#[test]
+fn sdk_gets_the_h3_demo_as_hexagons_on_tiles() {
+    let s = Server::start();
+    run_python("h3_tiles.py", Some(&s), &[]);
 }
 
 #[test]
@@ -723,8 +729,6 @@ fn rust_run_batch_ingests_on_the_server_and_refuses_server_paths() {
 /// Writes a float32 GeoTIFF (`epsg`, top-left corner `x0`, `y0`, square pixels of `px`) with
 /// nodata, and `<path>.centres.csv`: its valid pixels' centres in its CRS, and their values.
 fn write_test_raster(path: &Path, epsg: u16, x0: f64, y0: f64, px: f64) {
-    use tiff::encoder::{TiffEncoder, colortype};
-    use tiff::tags::Tag;
     let (w, h) = (80u32, 60u32);
     let value = |c: u32, r: u32| -> f32 {
         if (c * 3 + r).is_multiple_of(13) {
@@ -733,31 +737,16 @@ fn write_test_raster(path: &Path, epsg: u16, x0: f64, y0: f64, px: f64) {
             ((c + r * 5) % 4) as f32
         }
     };
-    let mut f = std::fs::File::create(path).unwrap();
-    let mut enc = TiffEncoder::new(&mut f).unwrap();
-    let mut img = enc.new_image::<colortype::Gray32Float>(w, h).unwrap();
-    let d = img.encoder();
-    d.write_tag(Tag::ModelPixelScaleTag, &[px, px, 0.0][..])
-        .unwrap();
-    d.write_tag(Tag::ModelTiepointTag, &[0.0, 0.0, 0.0, x0, y0, 0.0][..])
-        .unwrap();
-    let (model, key) = if epsg == 4326 {
-        (2u16, 2048u16)
-    } else {
-        (1, 3072)
-    };
-    d.write_tag(
-        Tag::GeoKeyDirectoryTag,
-        &[
-            1u16, 1, 0, 3, 1024, 0, 1, model, 1025, 0, 1, 1, key, 0, 1, epsg,
-        ][..],
-    )
-    .unwrap();
-    d.write_tag(Tag::GdalNodata, "-1").unwrap();
     let data: Vec<f32> = (0..h)
         .flat_map(|r| (0..w).map(move |c| value(c, r)))
         .collect();
-    img.write_data(&data).unwrap();
+    let georef = fused::crates::h3::Georef {
+        x0,
+        y0,
+        pixel: px,
+        epsg,
+    };
+    fused::crates::h3::write_f32(path, georef, (w, h), Some(-1.0), &data).unwrap();
     let mut csv = String::new();
     for r in 0..h {
         for c in 0..w {

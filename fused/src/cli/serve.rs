@@ -72,7 +72,7 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         .checked_mul(1 << 20)
         .ok_or_else(|| fused::Error::Usage(format!("--cache-mb {} is too large", a.cache_mb)))?;
     let registry = Arc::new(UdfRegistry::new());
-    fused::demos::register(&registry)?;
+    fused::demos::register_with_data(&registry, &a.data_dir).await?;
     // The server caches encoded responses itself, so its executor runs every call it is given.
     let executor = Arc::new(
         fused::LocalExecutor::new(Arc::clone(&registry))
@@ -263,6 +263,7 @@ fn write_banner(
         let example = match udf.name() {
             "hello" => format!("curl '{shared}/{token}/run?name=Fused&format=json'"),
             "vector_tile" => format!("curl '{shared}/{token}/run/tiles/3/4/2?format=geojson'"),
+            "h3_relief" => format!("curl '{shared}/{token}/run/tiles/6/33/22?format=geojson'"),
             "raster_tile" => {
                 format!("curl -o tile.png '{shared}/{token}/run/tiles/3/4/2?format=png'")
             }
@@ -301,7 +302,7 @@ pub(crate) async fn state_for_worker(
     jobs: Option<&str>,
 ) -> fused::Result<Arc<AppState>> {
     let registry = Arc::new(UdfRegistry::new());
-    fused::demos::register(&registry)?;
+    fused::demos::register_with_data(&registry, data_dir).await?;
     let executor = Arc::new(
         fused::LocalExecutor::new(Arc::clone(&registry)).with_timeout(Duration::from_secs(130)),
     );

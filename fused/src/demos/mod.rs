@@ -3,6 +3,10 @@
 //! - `hello`: a `name` → a one-row table.
 //! - `vector_tile`: a grid of square cells covering the tile, with attributes.
 //! - `raster_tile`: an RGB image computed from the tile's lon/lat.
+//! - `h3_relief`: a raster ingested into H3, shown as hexagons (needs a data folder: see
+//!   [`register_with_data`]).
+
+pub mod h3_relief;
 
 use std::sync::Arc;
 
@@ -226,4 +230,20 @@ pub fn register(registry: &UdfRegistry) -> fused_core::Result<()> {
         registry.register(u)?;
     }
     Ok(())
+}
+
+/// Registers every demo UDF, and `h3_relief` with its dataset built under `data_dir` (once;
+/// when that fails the server starts without it, and says why).
+pub async fn register_with_data(
+    registry: &UdfRegistry,
+    data_dir: &std::path::Path,
+) -> fused_core::Result<()> {
+    register(registry)?;
+    match h3_relief::prepare(data_dir).await {
+        Ok(dataset) => registry.register(h3_relief::udf(dataset)).map(|_| ()),
+        Err(e) => {
+            tracing::warn!("the h3_relief demo is left out: its dataset could not be built: {e}");
+            Ok(())
+        }
+    }
 }
