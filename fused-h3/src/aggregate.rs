@@ -12,14 +12,44 @@ pub(crate) fn rows_of(p: Partial, counts_mode: bool) -> Vec<Row> {
     if counts_mode {
         rows_of_counts(p.counts)
     } else {
-        let mut rows: Vec<Row> = p
-            .stats
+        let mut stats = p.stats;
+        merge_stats(&mut stats);
+        stats
             .into_iter()
             .map(|(h, s)| (h, Value::Stats(s)))
-            .collect();
-        rows.sort_unstable_by_key(|r| r.0);
-        rows
+            .collect()
     }
+}
+
+/// Sorts statistics by cell and merges those of one cell (a sorted input is only checked).
+pub(crate) fn merge_stats(stats: &mut Vec<(u64, Stats)>) {
+    if stats.is_sorted_by(|a, b| a.0 < b.0) {
+        return;
+    }
+    if u32::try_from(stats.len()).is_err() {
+        stats.sort_unstable_by_key(|r| r.0);
+    } else {
+        sort_by_cell(stats);
+    }
+    stats.dedup_by(|b, a| {
+        let same = a.0 == b.0;
+        if same {
+            a.1.merge(&b.1);
+        }
+        same
+    });
+}
+
+/// Sorts (cell, position) pairs, not the 64-byte records, then gathers them.
+fn sort_by_cell(stats: &mut Vec<(u64, Stats)>) {
+    let mut order: Vec<(u64, u32)> = stats
+        .iter()
+        .enumerate()
+        .map(|(i, (h, _))| (*h, i as u32))
+        .collect();
+    order.sort_unstable();
+    let sorted: Vec<(u64, Stats)> = order.iter().map(|(_, i)| stats[*i as usize]).collect();
+    *stats = sorted;
 }
 
 fn rows_of_counts(counts: Counts) -> Vec<Row> {
@@ -87,16 +117,7 @@ pub(crate) fn to_parent(rows: &[Row], res: Resolution) -> Vec<Row> {
     if any_counts {
         return rows_of_counts(counts);
     }
-    if !stats.is_sorted_by(|a, b| a.0 < b.0) {
-        stats.sort_by_key(|r| r.0);
-        stats.dedup_by(|b, a| {
-            let same = a.0 == b.0;
-            if same {
-                a.1.merge(&b.1);
-            }
-            same
-        });
-    }
+    merge_stats(&mut stats);
     stats
         .into_iter()
         .map(|(h, s)| (h, Value::Stats(s)))

@@ -1,12 +1,15 @@
-//! Partials kept in bounded memory: each chunk's aggregated cells are sent to the bucket of
-//! their row group (their parent at `chunk_res`, or their file cell), buffered as fixed-size
-//! records, and appended to that bucket's run in the temporary folder once the buffers pass a
-//! budget. Buckets are then read back one at a time, in cell order, each sorted and merged —
-//! so memory holds one bucket, not the dataset.
+//! Partials kept in bounded memory: each chunk's cells are sent to their bucket (their parent
+//! at the key resolution), buffered as records, and written to the temporary folder once the
+//! buffers pass a budget — one file per bucket and spill, written outside the lock so the
+//! other threads go on. Buckets are then loaded in cell order (several at once on all
+//! cores), each sorted and merged — so memory holds a few buckets, not the dataset.
+//!
+//! Records: a statistics record is hex, n, sum, sumsq, min, max, sources (56 bytes); a single
+//! pixel of the first input (the usual case when cells are smaller than pixels) is hex with
+//! bit 63 set and its value (16 bytes); a category record is hex, value bits, hits, sources
+//! (32 bytes).
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -17,10 +20,14 @@ use crate::error::{Error, Result};
 use crate::extract::{FastMap, Partial, Stats};
 use crate::write::{Row, Value};
 
-/// Bytes of a statistics record: hex, n, sum, sumsq, min, max, sources.
+/// Bytes of a statistics record.
 const STATS: usize = 56;
-/// Bytes of a category record: hex, value bits, hits, sources.
+/// Bytes of a single-pixel record.
+const SINGLE: usize = 16;
+/// Bytes of a category record.
 const COUNT: usize = 32;
+/// Marks a single-pixel record (bit 63 of an H3 index is always 0).
+const SINGLE_FLAG: u64 = 1 << 63;
 
 /// Buckets of partial rows.
 pub(crate) struct Buckets {
@@ -30,13 +37,18 @@ pub(crate) struct Buckets {
     dir: tempfile::TempDir,
     budget: usize,
     state: Mutex<State>,
+    spilled: Mutex<BTreeMap<u64, Vec<PathBuf>>>,
 }
 
 #[derive(Default)]
 struct State {
     buffers: FastMap<u64, Vec<u8>>,
     buffered: usize,
-    spilled: BTreeMap<u64, PathBuf>,
+    spills: u64,
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { context, source }
 }
 
 impl Buckets {
@@ -50,16 +62,14 @@ impl Buckets {
         let dir = tempfile::Builder::new()
             .prefix("h3-partials-")
             .tempdir_in(temp)
-            .map_err(|e| Error::Io {
-                context: "creating the partials folder".into(),
-                source: e,
-            })?;
+            .map_err(io("creating the partials folder".into()))?;
         Ok(Self {
             key_res,
             counts,
             dir,
             budget,
             state: Mutex::new(State::default()),
+            spilled: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -77,114 +87,132 @@ impl Buckets {
     pub(crate) fn add(&self, p: Partial) -> Result<()> {
         // Serialise outside the lock, grouped by bucket.
         let mut local: FastMap<u64, Vec<u8>> = FastMap::default();
-        for (hex, s) in p.stats {
-            self.put_stats(&mut local, hex, &s);
+        // Cells agreeing above the key resolution's digits share a bucket: look the key up
+        // once per run of them (neighbouring cells mostly do).
+        let shift = self
+            .key_res
+            .map_or(0, |r| 3 * (15 - u32::from(u8::from(r))));
+        let mut last: Option<(u64, u64)> = None;
+        for (hex, s) in &p.stats {
+            let high = hex.checked_shr(shift).unwrap_or(0);
+            let k = match last {
+                Some((h, k)) if h == high => k,
+                _ => {
+                    let k = self.key(*hex);
+                    last = Some((high, k));
+                    k
+                }
+            };
+            put_stats(local.entry(k).or_default(), *hex, s);
         }
         for ((hex, bits), (n, sources)) in p.counts {
-            self.put_count(&mut local, hex, bits, n, sources);
+            put_count(
+                local.entry(self.key(hex)).or_default(),
+                hex,
+                bits,
+                n,
+                sources,
+            );
         }
         self.append(local)
     }
 
     /// Adds aggregated rows (an overview's part): merged with the other rows of their cell
-    /// (and value) when drained.
+    /// (and value) when loaded.
     pub(crate) fn add_rows(&self, rows: &[Row]) -> Result<()> {
         let mut local: FastMap<u64, Vec<u8>> = FastMap::default();
         for (hex, v) in rows {
+            let b = local.entry(self.key(*hex)).or_default();
             match v {
-                Value::Stats(s) => self.put_stats(&mut local, *hex, s),
+                Value::Stats(s) => put_stats(b, *hex, s),
                 Value::Count {
                     data, cnt, sources, ..
-                } => self.put_count(&mut local, *hex, data.to_bits(), *cnt, *sources),
+                } => put_count(b, *hex, data.to_bits(), *cnt, *sources),
             }
         }
         self.append(local)
     }
 
-    fn put_stats(&self, local: &mut FastMap<u64, Vec<u8>>, hex: u64, s: &Stats) {
-        let b = local.entry(self.key(hex)).or_default();
-        for v in [hex, s.n] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in [s.sum, s.sumsq, s.min, s.max] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        b.extend_from_slice(&s.sources.to_le_bytes());
-    }
-
-    fn put_count(
-        &self,
-        local: &mut FastMap<u64, Vec<u8>>,
-        hex: u64,
-        bits: u64,
-        n: u64,
-        sources: u64,
-    ) {
-        let b = local.entry(self.key(hex)).or_default();
-        for v in [hex, bits, n, sources] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-
     fn append(&self, local: FastMap<u64, Vec<u8>>) -> Result<()> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, bytes) in local {
-            st.buffered += bytes.len();
-            st.buffers.entry(k).or_default().extend_from_slice(&bytes);
+        let full = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            for (k, bytes) in local {
+                st.buffered += bytes.len();
+                st.buffers.entry(k).or_default().extend_from_slice(&bytes);
+            }
+            if st.buffered > self.budget {
+                st.buffered = 0;
+                st.spills += 1;
+                Some((std::mem::take(&mut st.buffers), st.spills))
+            } else {
+                None
+            }
+        };
+        match full {
+            Some((buffers, n)) => self.spill(buffers, n),
+            None => Ok(()),
         }
-        if st.buffered > self.budget {
-            self.spill(&mut st)?;
+    }
+
+    /// Writes taken buffers, one file per bucket named after the spill.
+    fn spill(&self, buffers: FastMap<u64, Vec<u8>>, n: u64) -> Result<()> {
+        let mut written = Vec::with_capacity(buffers.len());
+        for (k, bytes) in buffers {
+            let path = self.dir.path().join(format!("{k}-{n}.bin"));
+            std::fs::write(&path, &bytes).map_err(io(format!("writing {}", path.display())))?;
+            written.push((k, path));
+        }
+        let mut spilled = self.spilled.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, path) in written {
+            spilled.entry(k).or_default().push(path);
         }
         Ok(())
     }
 
-    fn spill(&self, st: &mut State) -> Result<()> {
-        for (k, bytes) in st.buffers.drain() {
-            let path = self.dir.path().join(format!("{k}.bin"));
-            let mut f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| Error::Io {
-                    context: format!("writing {}", path.display()),
-                    source: e,
-                })?;
-            f.write_all(&bytes).map_err(|e| Error::Io {
-                context: format!("writing {}", path.display()),
-                source: e,
-            })?;
-            st.spilled.insert(k, path);
-        }
-        st.buffered = 0;
-        Ok(())
-    }
-
-    /// The buckets, in cell order, each as sorted, merged rows.
-    pub(crate) fn drain(self) -> Result<BucketIter> {
+    /// The buckets, to be loaded in cell order.
+    pub(crate) fn drain(self) -> Loader {
         let st = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
-        let mut keys: Vec<u64> = st
-            .buffers
-            .keys()
-            .chain(st.spilled.keys())
-            .copied()
-            .collect();
+        let spilled = self.spilled.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut keys: Vec<u64> = st.buffers.keys().chain(spilled.keys()).copied().collect();
         keys.sort_unstable();
         keys.dedup();
-        Ok(BucketIter {
-            keys: keys.into_iter(),
-            buffers: st.buffers,
-            spilled: st.spilled,
+        Loader {
+            keys,
+            buffers: Mutex::new(st.buffers),
+            spilled,
             counts: self.counts,
             _dir: self.dir,
-        })
+        }
     }
 }
 
-/// Buckets read back in order.
-pub(crate) struct BucketIter {
-    keys: std::vec::IntoIter<u64>,
-    buffers: FastMap<u64, Vec<u8>>,
-    spilled: BTreeMap<u64, PathBuf>,
+fn put_stats(b: &mut Vec<u8>, hex: u64, s: &Stats) {
+    if s.n == 1 && s.sources == 1 {
+        b.extend_from_slice(&(hex | SINGLE_FLAG).to_le_bytes());
+        b.extend_from_slice(&s.sum.to_le_bytes());
+        return;
+    }
+    for v in [hex, s.n] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [s.sum, s.sumsq, s.min, s.max] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(&s.sources.to_le_bytes());
+}
+
+fn put_count(b: &mut Vec<u8>, hex: u64, bits: u64, n: u64, sources: u64) {
+    for v in [hex, bits, n, sources] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Buckets read back: their keys in cell order, each loaded (on any thread) as sorted,
+/// merged rows.
+pub(crate) struct Loader {
+    keys: Vec<u64>,
+    buffers: Mutex<FastMap<u64, Vec<u8>>>,
+    spilled: BTreeMap<u64, Vec<PathBuf>>,
     counts: bool,
     _dir: tempfile::TempDir,
 }
@@ -199,27 +227,30 @@ fn f(b: &[u8], at: usize) -> f64 {
     f64::from_bits(u(b, at))
 }
 
-impl Iterator for BucketIter {
-    type Item = Result<(u64, Vec<Row>)>;
+impl Loader {
+    /// The buckets' keys, in cell order.
+    pub(crate) fn keys(&self) -> &[u64] {
+        &self.keys
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        let k = self.keys.next()?;
-        let mut bytes = match self.spilled.remove(&k) {
-            Some(path) => match std::fs::read(&path) {
-                Ok(b) => {
-                    let _ = std::fs::remove_file(&path);
-                    b
-                }
-                Err(e) => {
-                    return Some(Err(Error::Io {
-                        context: format!("reading {}", path.display()),
-                        source: e,
-                    }));
-                }
-            },
-            None => Vec::new(),
-        };
-        if let Some(b) = self.buffers.remove(&k) {
+    /// Loads bucket `k` (once): its rows, sorted and merged.
+    pub(crate) fn load(&self, k: u64) -> Result<Vec<Row>> {
+        let mut bytes = Vec::new();
+        for path in self.spilled.get(&k).into_iter().flatten() {
+            let b = std::fs::read(path).map_err(io(format!("reading {}", path.display())))?;
+            let _ = std::fs::remove_file(path);
+            if bytes.is_empty() {
+                bytes = b;
+            } else {
+                bytes.extend_from_slice(&b);
+            }
+        }
+        let buffered = self
+            .buffers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&k);
+        if let Some(b) = buffered {
             bytes.extend_from_slice(&b);
         }
         let mut p = Partial::default();
@@ -230,21 +261,33 @@ impl Iterator for BucketIter {
                 e.1 |= u(r, 24);
             }
         } else {
-            for r in bytes.chunks_exact(STATS) {
-                let s = Stats {
-                    n: u(r, 8),
-                    sum: f(r, 16),
-                    sumsq: f(r, 24),
-                    min: f(r, 32),
-                    max: f(r, 40),
-                    sources: u(r, 48),
-                };
-                p.stats
-                    .entry(u(r, 0))
-                    .and_modify(|t| t.merge(&s))
-                    .or_insert(s);
+            let mut at = 0;
+            p.stats.reserve(bytes.len() / STATS);
+            while at + SINGLE <= bytes.len() {
+                let hex = u(&bytes, at);
+                if hex & SINGLE_FLAG != 0 {
+                    p.stats
+                        .push((hex & !SINGLE_FLAG, Stats::new(f(&bytes, at + 8), 1)));
+                    at += SINGLE;
+                } else if at + STATS <= bytes.len() {
+                    let r = &bytes[at..at + STATS];
+                    p.stats.push((
+                        hex,
+                        Stats {
+                            n: u(r, 8),
+                            sum: f(r, 16),
+                            sumsq: f(r, 24),
+                            min: f(r, 32),
+                            max: f(r, 40),
+                            sources: u(r, 48),
+                        },
+                    ));
+                    at += STATS;
+                } else {
+                    break;
+                }
             }
         }
-        Some(Ok((k, aggregate::rows_of(p, self.counts))))
+        Ok(aggregate::rows_of(p, self.counts))
     }
 }

@@ -29,7 +29,8 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    fn new(v: f64, source: u64) -> Self {
+    /// One value from the sources `source` (bits).
+    pub(crate) fn new(v: f64, source: u64) -> Self {
         Self {
             n: 1,
             sum: v,
@@ -38,15 +39,6 @@ impl Stats {
             max: v,
             sources: source,
         }
-    }
-
-    fn add(&mut self, v: f64, source: u64) {
-        self.n += 1;
-        self.sum += v;
-        self.sumsq += v * v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-        self.sources |= source;
     }
 
     /// Merges another partial.
@@ -92,8 +84,8 @@ impl Hasher for CellHasher {
 /// A chunk's partial result.
 #[derive(Debug, Default)]
 pub(crate) struct Partial {
-    /// Per cell, for the statistics metrics.
-    pub(crate) stats: FastMap<u64, Stats>,
+    /// Per cell, for the statistics metrics (a cell may repeat: merged when drained).
+    pub(crate) stats: Vec<(u64, Stats)>,
     /// Per (cell, value), for `cnt`.
     pub(crate) counts: Counts,
     /// Valid pixels seen.
@@ -125,26 +117,11 @@ pub(crate) struct Assign {
 /// expanding every pixel, for a fraction of the work.
 pub(crate) fn extract(w: &Window, a: &Assign, source: usize, out: &mut Partial) {
     let bit = 1u64 << source.min(63);
-    let mut own_stats: FastMap<u64, Stats> = FastMap::default();
-    let mut own_counts: FastMap<(u64, u64), u64> = FastMap::default();
     let nodata = a.nodata;
     let valid = move |v: f64| !(v.is_nan() || nodata == Some(v));
-    let cells = crate::fill::assign(w, &a.transform, a.projection, a.assign_res, &valid);
-    for (v, cell) in w.values.iter().zip(cells) {
-        let Some(cell) = cell else { continue };
-        out.pixels += 1;
-        let cell = u64::from(cell);
-        if a.counts {
-            *own_counts.entry((cell, v.to_bits())).or_insert(0) += 1;
-        } else {
-            own_stats
-                .entry(cell)
-                .and_modify(|s| s.add(*v, bit))
-                .or_insert_with(|| Stats::new(*v, bit));
-        }
-    }
+    let (cells, spans) = crate::fill::assign(w, &a.transform, a.projection, a.assign_res, &valid);
     let mut disk: Vec<CellIndex> = Vec::with_capacity(64);
-    let parents = |cell: u64, disk: &mut Vec<CellIndex>| {
+    let expand = |cell: u64, disk: &mut Vec<CellIndex>| {
         disk.clear();
         let Ok(cell) = CellIndex::try_from(cell) else {
             return;
@@ -155,23 +132,50 @@ pub(crate) fn extract(w: &Window, a: &Assign, source: usize, out: &mut Partial) 
             disk.extend(cell.grid_disk::<Vec<_>>(a.k_ring));
         }
     };
-    for (cell, st) in own_stats {
-        parents(cell, &mut disk);
+    if a.counts {
+        let mut own: FastMap<(u64, u64), u64> = FastMap::default();
+        for (v, cell) in w.values.iter().zip(cells) {
+            let Some(cell) = cell else { continue };
+            out.pixels += 1;
+            *own.entry((u64::from(cell), v.to_bits())).or_insert(0) += 1;
+        }
+        for ((cell, value), n) in own {
+            expand(cell, &mut disk);
+            for d in &disk {
+                let Some(p) = d.parent(a.res) else { continue };
+                let e = out.counts.entry((u64::from(p), value)).or_insert((0, 0));
+                e.0 += n;
+                e.1 |= bit;
+            }
+        }
+        return;
+    }
+    // Statistics of each pixel's own cell, sorted and merged (cells may span many pixels).
+    let mut own: Vec<(u64, Stats)> = w
+        .values
+        .iter()
+        .zip(cells)
+        .filter_map(|(v, c)| c.map(|c| (u64::from(c), Stats::new(*v, bit))))
+        .collect();
+    out.pixels += own.len() as u64;
+    if a.k_ring == 0 && a.assign_res == a.res {
+        // Pixels with cells of their own gain nothing from merging here: the buckets merge.
+        if spans {
+            crate::aggregate::merge_stats(&mut own);
+        }
+        out.stats.extend(own);
+        return;
+    }
+    crate::aggregate::merge_stats(&mut own);
+    let mut hits: Vec<(u64, Stats)> = Vec::with_capacity(own.len());
+    for (cell, st) in own {
+        expand(cell, &mut disk);
         for d in &disk {
-            let Some(p) = d.parent(a.res) else { continue };
-            out.stats
-                .entry(u64::from(p))
-                .and_modify(|s| s.merge(&st))
-                .or_insert(st);
+            if let Some(p) = d.parent(a.res) {
+                hits.push((u64::from(p), st));
+            }
         }
     }
-    for ((cell, value), n) in own_counts {
-        parents(cell, &mut disk);
-        for d in &disk {
-            let Some(p) = d.parent(a.res) else { continue };
-            let e = out.counts.entry((u64::from(p), value)).or_insert((0, 0));
-            e.0 += n;
-            e.1 |= bit;
-        }
-    }
+    crate::aggregate::merge_stats(&mut hits);
+    out.stats.extend(hits);
 }

@@ -17,14 +17,15 @@ use crate::geotiff::Window;
 const R: f64 = 6_371_007.0;
 
 /// The cell of every pixel of `w` whose value passes `valid` (`None` for the others), row-major
-/// — the same as `LatLng(centre).to_cell(res)` for each, faster when cells span many pixels.
+/// — the same as `LatLng(centre).to_cell(res)` for each, faster when cells span many pixels —
+/// and whether they do (if not, pixels mostly have cells of their own).
 pub(crate) fn assign(
     w: &Window,
     transform: &[f64; 6],
     projection: Projection,
     res: Resolution,
     valid: &dyn Fn(f64) -> bool,
-) -> Vec<Option<CellIndex>> {
+) -> (Vec<Option<CellIndex>>, bool) {
     let (ww, wh) = (w.width as usize, w.height as usize);
     let mut out: Vec<Option<CellIndex>> = vec![None; ww * wh];
     let centre = |c: usize, r: usize| -> (f64, f64) {
@@ -43,7 +44,8 @@ pub(crate) fn assign(
         LatLng::new(lat, lon).ok().map(|ll| ll.to_cell(res))
     };
     let rotated = transform[2] != 0.0 || transform[4] != 0.0;
-    if !rotated && cells_span_pixels(w, transform, projection, res) {
+    let spans = cells_span_pixels(w, transform, projection, res);
+    if !rotated && spans {
         // Pixel space of this window: u = column, v = row, pixel centres at integers.
         let to_pixel = |lon: f64, lat: f64| -> (f64, f64) {
             let (x, y) = projection.from_lonlat(lon, lat);
@@ -95,7 +97,7 @@ pub(crate) fn assign(
             }
         }
     }
-    out
+    (out, spans)
 }
 
 /// Whether cells at `res` are large enough (several pixels across) for filling them to beat a
@@ -246,7 +248,7 @@ mod tests {
         let w = window(180, 140);
         let res = Resolution::try_from(res).expect("res");
         let valid = |v: f64| !v.is_nan();
-        let got = assign(&w, &t, p, res, &valid);
+        let (got, _) = assign(&w, &t, p, res, &valid);
         for r in 0..w.height as usize {
             for c in 0..w.width as usize {
                 let i = r * w.width as usize + c;

@@ -6,6 +6,7 @@
 
 use fused_ingest::ChunkEntry;
 use h3o::{CellIndex, Resolution};
+use rayon::prelude::*;
 
 use crate::bucket::Buckets;
 use crate::error::Result;
@@ -74,79 +75,141 @@ fn union(a: Option<[f64; 4]>, b: [f64; 4]) -> [f64; 4] {
     }
 }
 
+/// What opens a file for a file cell.
+pub(crate) type Open<'a> = dyn FnMut(u64) -> Result<FileWriter> + Send + 'a;
+/// What sees every bucket's rows once written.
+pub(crate) type Each<'a> = dyn FnMut(&[Row]) -> Result<()> + Send + 'a;
+
+/// Buckets loaded at once while the previous ones are written.
+const LOAD_AHEAD: usize = 2;
+
 /// Drains `buckets` into files opened by `open(file cell)`, calling `each` with every
-/// bucket's rows once written.
+/// bucket's rows once written. Buckets are loaded (read, sorted, merged) on the other cores
+/// while the previous ones are encoded.
 pub(crate) fn drain(
     buckets: Buckets,
     cuts: Cuts,
     layout: &Layout,
-    open: &mut dyn FnMut(u64) -> Result<FileWriter>,
-    each: &mut dyn FnMut(&[Row]) -> Result<()>,
+    open: &mut Open<'_>,
+    each: &mut Each<'_>,
 ) -> Result<Drained> {
-    let mut out = Drained::default();
-    // The open file, its open row group's cell and box.
-    let mut file: Option<(u64, FileWriter)> = None;
-    let mut group: Option<u64> = None;
-    let mut extent: Option<[f64; 4]> = None;
-    let group_bbox = |g: Option<u64>, extent: Option<[f64; 4]>| -> [f64; 4] {
-        g.filter(|g| *g != 0)
-            .and_then(|g| descendants_bbox(g, cuts.res))
-            .or(extent)
+    let loader = buckets.drain();
+    let mut sink = Sink {
+        cuts,
+        layout,
+        open,
+        each,
+        file: None,
+        group: None,
+        extent: None,
+        max_rows: if cuts.max_rows == 0 {
+            MAX_GROUP_ROWS
+        } else {
+            cuts.max_rows.min(MAX_GROUP_ROWS)
+        },
+        out: Drained::default(),
+    };
+    let load = |keys: &[u64]| -> Result<Vec<Vec<Row>>> {
+        keys.par_iter().map(|k| loader.load(*k)).collect()
+    };
+    let mut batches = loader.keys().chunks(LOAD_AHEAD);
+    let mut current = batches.next().map(load).transpose()?;
+    while let Some(loaded) = current.take() {
+        let next = batches.next();
+        let (written, next) = rayon::join(
+            || loaded.into_iter().try_for_each(|rows| sink.put(&rows)),
+            || next.map(load).transpose(),
+        );
+        written?;
+        current = next?;
+    }
+    sink.finish()
+}
+
+/// Files being written: the open file, its open row group's cell and box.
+struct Sink<'a, 'b> {
+    cuts: Cuts,
+    layout: &'a Layout,
+    open: &'a mut Open<'b>,
+    each: &'a mut Each<'b>,
+    file: Option<(u64, FileWriter)>,
+    group: Option<u64>,
+    extent: Option<[f64; 4]>,
+    max_rows: u64,
+    out: Drained,
+}
+
+impl Sink<'_, '_> {
+    fn group_bbox(&self) -> [f64; 4] {
+        self.group
+            .filter(|g| *g != 0)
+            .and_then(|g| descendants_bbox(g, self.cuts.res))
+            .or(self.extent)
             .unwrap_or([-180.0, -90.0, 180.0, 90.0])
-    };
-    let max_rows = if cuts.max_rows == 0 {
-        MAX_GROUP_ROWS
-    } else {
-        cuts.max_rows.min(MAX_GROUP_ROWS)
-    };
-    for bucket in buckets.drain()? {
-        let (_, rows) = bucket?;
-        let Some(first) = rows.first() else { continue };
+    }
+
+    fn end_chunk(&mut self) -> Result<()> {
+        let bbox = self.group_bbox();
+        if let Some((_, w)) = self.file.as_mut() {
+            w.end_chunk(bbox)?;
+        }
+        self.extent = None;
+        Ok(())
+    }
+
+    /// Writes one bucket's sorted rows.
+    fn put(&mut self, rows: &[Row]) -> Result<()> {
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        let cuts = self.cuts;
         let (file_id, group_id) = (
             parent(first.0, cuts.file_res),
             parent(first.0, cuts.chunk_res),
         );
-        let new_file = file.as_ref().is_none_or(|(id, _)| *id != file_id);
-        if let Some((_, w)) = file.as_mut()
-            && (new_file || (cuts.chunk_res.is_some() && group != Some(group_id)))
+        let new_file = self.file.as_ref().is_none_or(|(id, _)| *id != file_id);
+        if self.file.is_some()
+            && (new_file || (cuts.chunk_res.is_some() && self.group != Some(group_id)))
         {
-            w.end_chunk(group_bbox(group, extent))?;
-            extent = None;
+            self.end_chunk()?;
         }
         if new_file {
-            if let Some((_, w)) = file.take() {
-                out.index.extend(w.finish()?);
+            if let Some((_, w)) = self.file.take() {
+                self.out.index.extend(w.finish()?);
             }
-            file = Some((file_id, open(file_id)?));
-            out.files += 1;
+            self.file = Some((file_id, (self.open)(file_id)?));
+            self.out.files += 1;
         }
-        group = Some(group_id);
-        let Some((_, w)) = file.as_mut() else {
-            continue;
-        };
+        self.group = Some(group_id);
         // Cut by rows: always at `max_rows`, and only there without `chunk_res`.
-        let mut rest: &[Row] = &rows;
+        let mut rest: &[Row] = rows;
         while !rest.is_empty() {
-            let room = (max_rows - w.pending().min(max_rows)).max(1) as usize;
+            let Some((_, w)) = self.file.as_mut() else {
+                break;
+            };
+            let room = (self.max_rows - w.pending().min(self.max_rows)).max(1) as usize;
             let (part, tail) = rest.split_at(room.min(rest.len()));
-            w.append(layout, part)?;
+            w.append(self.layout, part)?;
+            let full = w.pending() >= self.max_rows;
             if cuts.chunk_res.is_none() {
-                extent = Some(union(extent, cells_bbox(part.iter().map(|r| r.0))));
+                self.extent = Some(union(self.extent, cells_bbox(part.iter().map(|r| r.0))));
             }
-            if w.pending() >= max_rows {
-                w.end_chunk(group_bbox(group, extent))?;
-                extent = None;
+            if full {
+                self.end_chunk()?;
             }
             rest = tail;
         }
-        out.rows += rows.len() as u64;
-        each(&rows)?;
+        self.out.rows += rows.len() as u64;
+        (self.each)(rows)
     }
-    if let Some((_, mut w)) = file.take() {
-        w.end_chunk(group_bbox(group, extent))?;
-        out.index.extend(w.finish()?);
+
+    fn finish(mut self) -> Result<Drained> {
+        self.end_chunk()?;
+        if let Some((_, w)) = self.file.take() {
+            self.out.index.extend(w.finish()?);
+        }
+        Ok(self.out)
     }
-    Ok(out)
 }
 
 #[cfg(test)]
