@@ -35,6 +35,8 @@ pub(crate) struct Buckets {
     key_res: Option<Resolution>,
     counts: bool,
     dir: tempfile::TempDir,
+    /// Keep the spilled files (the folder outlives the run).
+    keep: bool,
     budget: usize,
     state: Mutex<State>,
     spilled: Mutex<BTreeMap<u64, Vec<PathBuf>>>,
@@ -52,12 +54,14 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
 }
 
 impl Buckets {
-    /// Buckets by cells of `key_res`, spilling into a folder of `temp` past `budget` bytes.
+    /// Buckets by cells of `key_res`, spilling into a folder of `temp` past `budget` bytes
+    /// (kept after the run with `keep`).
     pub(crate) fn new(
         key_res: Option<Resolution>,
         counts: bool,
         temp: &std::path::Path,
         budget: usize,
+        keep: bool,
     ) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("h3-partials-")
@@ -67,6 +71,7 @@ impl Buckets {
             key_res,
             counts,
             dir,
+            keep,
             budget,
             state: Mutex::new(State::default()),
             spilled: Mutex::new(BTreeMap::new()),
@@ -176,12 +181,19 @@ impl Buckets {
         let mut keys: Vec<u64> = st.buffers.keys().chain(spilled.keys()).copied().collect();
         keys.sort_unstable();
         keys.dedup();
+        let dir = if self.keep {
+            let kept = self.dir.keep();
+            tracing::info!("temporary files kept in {}", kept.display());
+            None
+        } else {
+            Some(self.dir)
+        };
         Loader {
             keys,
             buffers: Mutex::new(st.buffers),
             spilled,
             counts: self.counts,
-            _dir: self.dir,
+            _dir: dir,
         }
     }
 }
@@ -214,7 +226,8 @@ pub(crate) struct Loader {
     buffers: Mutex<FastMap<u64, Vec<u8>>>,
     spilled: BTreeMap<u64, Vec<PathBuf>>,
     counts: bool,
-    _dir: tempfile::TempDir,
+    /// Removed with the loader (`None`: kept).
+    _dir: Option<tempfile::TempDir>,
 }
 
 fn u(b: &[u8], at: usize) -> u64 {
@@ -238,7 +251,9 @@ impl Loader {
         let mut bytes = Vec::new();
         for path in self.spilled.get(&k).into_iter().flatten() {
             let b = std::fs::read(path).map_err(io(format!("reading {}", path.display())))?;
-            let _ = std::fs::remove_file(path);
+            if self._dir.is_some() {
+                let _ = std::fs::remove_file(path);
+            }
             if bytes.is_empty() {
                 bytes = b;
             } else {

@@ -150,23 +150,33 @@ pub(crate) fn extract(w: &Window, a: &Assign, source: usize, out: &mut Partial) 
         }
         return;
     }
-    // Statistics of each pixel's own cell, sorted and merged (cells may span many pixels).
-    let mut own: Vec<(u64, Stats)> = w
-        .values
-        .iter()
-        .zip(cells)
-        .filter_map(|(v, c)| c.map(|c| (u64::from(c), Stats::new(*v, bit))))
-        .collect();
-    out.pixels += own.len() as u64;
-    if a.k_ring == 0 && a.assign_res == a.res {
-        // Pixels with cells of their own gain nothing from merging here: the buckets merge.
-        if spans {
-            crate::aggregate::merge_stats(&mut own);
+    // Statistics of each pixel's own cell: gathered in a map when cells span many pixels
+    // (few cells), else listed as they come (the buckets sort and merge them).
+    let own: Vec<(u64, Stats)> = if spans {
+        let mut m: FastMap<u64, Stats> = FastMap::default();
+        for (v, c) in w.values.iter().zip(cells) {
+            let Some(c) = c else { continue };
+            let s = Stats::new(*v, bit);
+            m.entry(u64::from(c))
+                .and_modify(|t| t.merge(&s))
+                .or_insert(s);
+            out.pixels += 1;
         }
+        m.into_iter().collect()
+    } else {
+        let v: Vec<(u64, Stats)> = w
+            .values
+            .iter()
+            .zip(cells)
+            .filter_map(|(v, c)| c.map(|c| (u64::from(c), Stats::new(*v, bit))))
+            .collect();
+        out.pixels += v.len() as u64;
+        v
+    };
+    if a.k_ring == 0 && a.assign_res == a.res {
         out.stats.extend(own);
         return;
     }
-    crate::aggregate::merge_stats(&mut own);
     let mut hits: Vec<(u64, Stats)> = Vec::with_capacity(own.len());
     for (cell, st) in own {
         expand(cell, &mut disk);

@@ -120,6 +120,16 @@ impl RasterToH3 {
         nodata: f64 => nodata;
         /// Replace an existing dataset.
         overwrite: bool => overwrite;
+        /// Pixels per extract task (accepted for the SDK; unused).
+        target_chunk_size: u64 => target_chunk_size;
+        /// Extract only the first raster's first two chunks.
+        debug_mode: bool => debug_mode;
+        /// Delete the temporary files at the end (`false`: keep them).
+        remove_tmp_files: bool => remove_tmp_files;
+        /// Folder for the temporary files.
+        tmp_path: String => tmp_path;
+        /// Steps to run (`overview` may be left out).
+        steps: Vec<String> => steps;
     }
 
     /// All options at once.

@@ -88,7 +88,28 @@ pub struct H3Options {
     /// Replace an existing dataset.
     #[serde(default)]
     pub overwrite: bool,
+    /// Pixels per extract task in the SDK. Accepted and unused: our tasks are the raster's
+    /// own tiles or strips, which bound memory as well.
+    #[serde(default)]
+    pub target_chunk_size: Option<u64>,
+    /// A quick trial: extract only the first raster's first two chunks.
+    #[serde(default)]
+    pub debug_mode: bool,
+    /// Delete the temporary files at the end; `false` keeps them (their folder is logged).
+    #[serde(default = "yes")]
+    pub remove_tmp_files: bool,
+    /// Folder for the temporary files (default: beside the output).
+    #[serde(default)]
+    pub tmp_path: Option<String>,
+    /// Steps to run, of `extract`, `partition`, `metadata`, `overview` (default: all). Ours
+    /// run as one pass, so `extract`, `partition` and `metadata` go together; leaving out
+    /// `overview` skips the overviews.
+    #[serde(default)]
+    pub steps: Option<Vec<String>>,
 }
+
+/// The steps of an ingestion, in the SDK's names.
+pub(crate) const STEPS: [&str; 4] = ["extract", "partition", "metadata", "overview"];
 
 impl Default for H3Options {
     fn default() -> Self {
@@ -153,10 +174,30 @@ impl H3Options {
             }
             Some(c)
         };
-        let overview_res = self
-            .overview_res
-            .clone()
-            .unwrap_or_else(|| (3..=res.saturating_sub(1).min(7)).collect());
+        if let Some(steps) = &self.steps {
+            if let Some(bad) = steps.iter().find(|s| !STEPS.contains(&s.as_str())) {
+                return Err(Error::Options(format!(
+                    "unknown step {bad:?} (steps are {})",
+                    STEPS.join(", ")
+                )));
+            }
+            if let Some(missing) = STEPS[..3].iter().find(|s| !steps.iter().any(|t| t == *s)) {
+                return Err(Error::Options(format!(
+                    "steps leave out {missing}: extract, partition and metadata run as one \
+                     pass here (no intermediate files are kept between runs); only overview \
+                     may be left out"
+                )));
+            }
+        }
+        let with_overviews = self
+            .steps
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|t| t == "overview"));
+        let overview_res = match &self.overview_res {
+            _ if !with_overviews => Vec::new(),
+            Some(v) => v.clone(),
+            None => (3..=res.saturating_sub(1).min(7)).collect(),
+        };
         if let Some(bad) = overview_res.iter().find(|r| **r >= res) {
             return Err(Error::Options(format!(
                 "overview resolution {bad} is not below res {res}"

@@ -63,6 +63,8 @@ pub struct H3Report {
     pub overviews: u64,
     /// Seconds taken.
     pub seconds: f64,
+    /// Where the temporary files were kept (`remove_tmp_files` off).
+    pub kept_tmp: Option<String>,
 }
 
 /// Runs an ingestion of local rasters into a local folder.
@@ -106,6 +108,8 @@ pub(crate) fn run(
         .iter()
         .enumerate()
         .flat_map(|(i, r)| (0..r.chunks).map(move |c| (i, c)))
+        // A trial: the first raster's first two chunks.
+        .filter(|(i, c)| !opts.debug_mode || (*i == 0 && *c < 2))
         .collect();
     let total = jobs.len() as u64;
     let done = AtomicU64::new(0);
@@ -136,11 +140,21 @@ pub(crate) fn run(
     let file_res = resolved.file_res.map(res_of).transpose()?;
     let chunk_res = resolved.chunk_res.map(res_of).transpose()?;
     // Partials go to buckets of row groups (or files), spilled past the budget.
-    let temp = staging
-        .path()
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(std::env::temp_dir);
+    let temp = match &opts.tmp_path {
+        Some(t) => {
+            std::fs::create_dir_all(t).map_err(|e| Error::Io {
+                context: format!("creating tmp_path {t}"),
+                source: e,
+            })?;
+            PathBuf::from(t)
+        }
+        None => staging
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir),
+    };
+    let keep = !opts.remove_tmp_files;
     let budget = memory_limit.unwrap_or(PARTIALS_BUDGET);
     // Records per cell at resolution r: one for statistics; for categories, up to the values
     // its pixels (times their disks) bring.
@@ -164,6 +178,7 @@ pub(crate) fn run(
         counts_mode,
         &temp,
         budget / 2,
+        keep,
     )?;
     let categories: Mutex<HashSet<u64, BuildHasherDefault<extract::CellHasher>>> = Mutex::default();
     let pixels = AtomicU64::new(0);
@@ -205,7 +220,7 @@ pub(crate) fn run(
         .iter()
         .map(|(r, cr)| {
             let key = sink::key_res(*r, *cr, per_cell(*r))?;
-            Buckets::new(Some(key), counts_mode, &temp, overview_budget)
+            Buckets::new(Some(key), counts_mode, &temp, overview_budget, keep)
         })
         .collect::<Result<_>>()?;
     // Finest first, each computed from the next finer one (merging is associative).
@@ -308,6 +323,7 @@ pub(crate) fn run(
         files: drained.files,
         overviews: resolved.overviews.len() as u64,
         seconds: started.elapsed().as_secs_f64(),
+        kept_tmp: keep.then(|| temp.display().to_string()),
     })
 }
 

@@ -15,6 +15,7 @@ use h3o::{CellIndex, LatLng, Resolution};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 use crate::extract::Stats;
@@ -223,10 +224,17 @@ impl FileWriter {
             context: format!("creating {}", path.display()),
             source: e,
         })?;
-        let props = WriterProperties::builder()
+        // Cells are unique and statistics continuous: a dictionary would only cost time.
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(None)
-            .build();
+            .set_max_row_group_row_count(None);
+        for f in layout.schema().fields() {
+            let name = f.name();
+            if name == "hex" || name.starts_with("data_") || name == "lat" || name == "lng" {
+                props = props.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
+            }
+        }
+        let props = props.build();
         Ok(Self {
             w: ArrowWriter::try_new(file, layout.schema(), Some(props))?,
             file_id,

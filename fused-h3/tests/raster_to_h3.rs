@@ -534,3 +534,74 @@ async fn row_groups_follow_chunk_cells_or_row_counts_and_the_index_lists_them() 
         );
     }
 }
+
+#[tokio::test]
+async fn steps_debug_mode_and_temporary_files_follow_the_options() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // 300 rows: five strips of 64.
+    let tif = tmp.path().join("r.tif");
+    write_tif_with(&tif, 4326, W, 300, value);
+    let run = |out: &str| {
+        run_ingest_raster_to_h3(vec![tif.clone()], tmp.path().join(out))
+            .metrics(vec![Metric::Avg])
+            .res(9)
+    };
+    // Without the overview step: no overviews.
+    let r = run("a")
+        .steps(vec![
+            "extract".into(),
+            "partition".into(),
+            "metadata".into(),
+        ])
+        .run_local()
+        .await
+        .expect("no overview");
+    assert_eq!(r.overviews, 0);
+    assert!(!tmp.path().join("a/overview").exists());
+    for (steps, want) in [
+        (vec!["extract", "sharpen"], "unknown step"),
+        (vec!["extract", "overview"], "leave out partition"),
+    ] {
+        let e = run("b")
+            .steps(steps.into_iter().map(String::from).collect())
+            .run_local()
+            .await
+            .expect_err("bad steps");
+        assert!(e.to_string().contains(want), "{e}");
+    }
+    // A trial reads two chunks (strips), not all five.
+    let all = run("c").run_local().await.expect("all").pixels;
+    let trial = run("d")
+        .debug_mode(true)
+        .run_local()
+        .await
+        .expect("trial")
+        .pixels;
+    assert!(trial > 0 && trial < all / 2, "{trial} of {all}");
+    // Temporary files where asked, kept when asked (spilled under a 1-byte budget).
+    let scratch = tmp.path().join("scratch");
+    let r = run("e")
+        .tmp_path(scratch.display().to_string())
+        .remove_tmp_files(false)
+        .memory_limit(1)
+        .run_local()
+        .await
+        .expect("kept");
+    assert_eq!(
+        r.kept_tmp.as_deref(),
+        Some(scratch.display().to_string().as_str())
+    );
+    let kept: Vec<_> = std::fs::read_dir(&scratch).expect("scratch").collect();
+    assert!(!kept.is_empty(), "partials kept in {}", scratch.display());
+    let r = run("f")
+        .tmp_path(scratch.display().to_string())
+        .memory_limit(1)
+        .run_local()
+        .await
+        .expect("removed");
+    assert!(r.kept_tmp.is_none());
+    assert_eq!(
+        std::fs::read_dir(&scratch).expect("scratch").count(),
+        kept.len()
+    );
+}

@@ -73,8 +73,15 @@ fn urls(step: &Value) -> fused_core::Result<(Vec<String>, String)> {
 }
 
 fn options(step: &Value) -> fused_core::Result<H3Options> {
-    serde_json::from_value(step.clone())
-        .map_err(|e| fused_core::Error::Options(format!("invalid raster_to_h3 step: {e}")))
+    let o: H3Options = serde_json::from_value(step.clone())
+        .map_err(|e| fused_core::Error::Options(format!("invalid raster_to_h3 step: {e}")))?;
+    if let Some(t) = &o.tmp_path {
+        return Err(fused_core::Error::Options(format!(
+            "tmp_path {t} is a path on the server; raster_to_h3 jobs use the server's \
+             temporary folder"
+        )));
+    }
+    Ok(o)
 }
 
 #[async_trait]

@@ -917,6 +917,13 @@ fn raster_to_h3_runs_as_a_batch_job_against_the_servers_storage() {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("15"), "{e}");
+        let bad = serde_json::json!({"type": "raster_to_h3", "input_path": "fd://rasters/r.tif",
+            "output_path": "fd://h3/z", "tmp_path": "/tmp/elsewhere"});
+        let e = api
+            .start_job(serde_json::json!({"steps": [bad]}))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("tmp_path"), "{e}");
     });
 }
 

@@ -62,6 +62,19 @@ struct IngestArgs {
     /// Replace an existing dataset.
     #[arg(long)]
     overwrite: bool,
+    /// Steps to run (comma-separated, of extract,partition,metadata,overview; overview may
+    /// be left out).
+    #[arg(long, value_delimiter = ',')]
+    steps: Option<Vec<String>>,
+    /// Folder for the temporary files (default: beside the output).
+    #[arg(long)]
+    tmp_path: Option<String>,
+    /// Keep the temporary files (their folder is printed).
+    #[arg(long)]
+    keep_tmp_files: bool,
+    /// A quick trial: the first raster's first two chunks only.
+    #[arg(long)]
+    debug_mode: bool,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -89,7 +102,15 @@ pub(crate) async fn h3(a: H3Args) -> fused::Result<ExitCode> {
         .res_offset(a.res_offset)
         .max_rows_per_chunk(a.max_rows_per_chunk)
         .include_source_url(!a.no_source_url)
-        .overwrite(a.overwrite);
+        .overwrite(a.overwrite)
+        .remove_tmp_files(!a.keep_tmp_files)
+        .debug_mode(a.debug_mode);
+    if let Some(s) = a.steps {
+        job = job.steps(s);
+    }
+    if let Some(t) = a.tmp_path {
+        job = job.tmp_path(t);
+    }
     if let Some(r) = a.res {
         job = job.res(r);
     }
@@ -138,6 +159,9 @@ pub(crate) async fn h3(a: H3Args) -> fused::Result<ExitCode> {
         "{}: {} pixels → {} cells at res {} in {} files, {} overviews ({:.2} s)",
         r.output, r.pixels, r.rows, r.res, r.files, r.overviews, r.seconds
     );
+    if let Some(t) = r.kept_tmp {
+        println!("temporary files kept in {t} (h3-partials-*)");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
