@@ -106,6 +106,23 @@ impl JobKind for H3Job {
                 return Ok(JobStatus::Failed);
             }
         };
+        // What the output holds now: refused without overwrite, else removed once the new
+        // dataset (with its `_sample`) is up, when the new one has no file of that name.
+        let old = match existing(&self.storage, &output).await {
+            Ok(o) => o,
+            Err(e) => {
+                ctx.log(&format!("failed: listing {output}: {e}")).await;
+                return Ok(JobStatus::Failed);
+            }
+        };
+        if !old.is_empty() && !opts.overwrite {
+            ctx.log(&format!(
+                "refused: {output} already holds {} files; pass overwrite to replace it",
+                old.len()
+            ))
+            .await;
+            return Ok(JobStatus::Failed);
+        }
         let _ = std::fs::create_dir_all(&self.temp_dir);
         let work = match tempfile::Builder::new()
             .prefix("h3-job-")
@@ -168,10 +185,20 @@ impl JobKind for H3Job {
                 return Ok(JobStatus::Failed);
             }
         };
-        if let Err(e) = upload_dir(&self.storage, &dataset, &output).await {
-            ctx.log(&format!("failed: uploading the dataset: {e}"))
-                .await;
-            return Ok(JobStatus::Failed);
+        let written = match upload_dir(&self.storage, &dataset, &output).await {
+            Ok(w) => w,
+            Err(e) => {
+                ctx.log(&format!("failed: uploading the dataset: {e}"))
+                    .await;
+                return Ok(JobStatus::Failed);
+            }
+        };
+        let base = output.trim_end_matches('/');
+        for rel in old.iter().filter(|r| !written.contains(*r)) {
+            if let Err(e) = self.storage.delete(&format!("{base}/{rel}"), Some(0)).await {
+                ctx.log(&format!("warning: removing the replaced {rel}: {e}"))
+                    .await;
+            }
         }
         ctx.log(&format!(
             "done: {} pixels → {} cells at res {} in {} files, {} overviews ({:.2} s)",
@@ -193,8 +220,32 @@ async fn fetch(storage: &Arc<dyn Storage>, url: &str, path: &Path) -> fused_core
     Ok(())
 }
 
-/// Uploads the dataset's files (`overview/` included), `_sample` last.
-async fn upload_dir(storage: &Arc<dyn Storage>, dir: &Path, url: &str) -> fused_core::Result<()> {
+/// The files under `url` and its `overview/`, relative to `url`.
+async fn existing(storage: &Arc<dyn Storage>, url: &str) -> fused_core::Result<Vec<String>> {
+    let base = url.trim_end_matches('/');
+    let mut out = Vec::new();
+    for sub in ["", "overview/"] {
+        match storage.list(&format!("{base}/{sub}")).await {
+            Ok(entries) => out.extend(
+                entries
+                    .into_iter()
+                    .filter(|m| !m.is_directory)
+                    .map(|m| format!("{sub}{}", m.file_name)),
+            ),
+            Err(fused_core::Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Uploads the dataset's files (`overview/` included), `_sample` last; their paths relative
+/// to `url`.
+async fn upload_dir(
+    storage: &Arc<dyn Storage>,
+    dir: &Path,
+    url: &str,
+) -> fused_core::Result<Vec<String>> {
     let base = url.trim_end_matches('/');
     let mut files = Vec::new();
     for sub in ["", "overview"] {
@@ -214,10 +265,12 @@ async fn upload_dir(storage: &Arc<dyn Storage>, dir: &Path, url: &str) -> fused_
         }
     }
     files.sort_by_key(|(_, rel)| (rel == "_sample", rel.clone()));
+    let mut written = Vec::with_capacity(files.len());
     for (path, rel) in files {
         let f = tokio::fs::File::open(&path).await?;
         let body = fused_core::transport::Body::from_stream(tokio_util::io::ReaderStream::new(f));
         storage.put(&format!("{base}/{rel}"), body).await?;
+        written.push(rel);
     }
-    Ok(())
+    Ok(written)
 }

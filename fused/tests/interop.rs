@@ -902,6 +902,25 @@ fn raster_to_h3_runs_as_a_batch_job_against_the_servers_storage() {
         let index = fused::crates::ingest::read_chunk_index(&out).unwrap();
         assert!(index.iter().map(|c| c.num_rows).sum::<u64>() > 0);
         assert!(out.join("overview/hex7.parquet").exists());
+        // Again: refused without overwrite; with it, files the new dataset lacks are removed.
+        let again = |overwrite: bool| {
+            serde_json::json!({"name": "h3", "steps": [{"type": "raster_to_h3",
+                "input_path": "fd://rasters/r.tif", "output_path": "fd://h3/r",
+                "metrics": ["avg"], "res": 9, "overview_res": [6], "overwrite": overwrite}]})
+        };
+        let job = api.start_job(again(false)).await.unwrap();
+        let (done, logs) = finish_job(&api, &job.job_id, 60).await;
+        assert_eq!(done.job_status.as_deref(), Some("Failed"), "{logs:?}");
+        assert!(format!("{logs:?}").contains("overwrite"), "{logs:?}");
+        assert!(out.join("overview/hex7.parquet").exists(), "untouched");
+        let job = api.start_job(again(true)).await.unwrap();
+        let (done, logs) = finish_job(&api, &job.job_id, 60).await;
+        assert_eq!(done.job_status.as_deref(), Some("Done"), "{logs:?}");
+        assert!(out.join("overview/hex6.parquet").exists());
+        assert!(
+            !out.join("overview/hex7.parquet").exists(),
+            "the replaced overview is gone"
+        );
         // Bad steps are refused at once.
         let bad = serde_json::json!({"type": "raster_to_h3", "input_path": "/etc/x.tif",
             "output_path": "fd://h3/x"});
