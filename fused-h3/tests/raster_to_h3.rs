@@ -44,6 +44,17 @@ fn write_tif_with(path: &Path, epsg: u16, w: u32, h: u32, value: impl Fn(u32, u3
     write_f32(path, georef, (w, h), Some(NODATA), &data).expect("write");
 }
 
+/// A primitive column of a batch.
+fn column<T: arrow::datatypes::ArrowPrimitiveType>(
+    b: &RecordBatch,
+    name: &str,
+) -> arrow::array::PrimitiveArray<T> {
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_primitive::<T>()
+        .clone()
+}
+
 /// Hits, sum, min and max per hex.
 type StatsRef = BTreeMap<u64, (u64, f64, f64, f64)>;
 /// Hits per (hex, value bits).
@@ -134,10 +145,7 @@ async fn statistics_match_a_straightforward_computation() {
         let disk = 1.0 + 3.0 * f64::from(k) * (f64::from(k) + 1.0);
         let mut seen = 0;
         for b in read_all(&out) {
-            let hex = b
-                .column_by_name("hex")
-                .expect("hex")
-                .as_primitive::<UInt64Type>();
+            let hex = column::<UInt64Type>(&b, "hex");
             let col = |n: &str| {
                 b.column_by_name(n)
                     .expect(n)
@@ -150,10 +158,7 @@ async fn statistics_match_a_straightforward_computation() {
                 col("data_max"),
                 col("data_sum"),
             );
-            let cnt = b
-                .column_by_name("cnt")
-                .expect("cnt")
-                .as_primitive::<Int64Type>();
+            let cnt = column::<Int64Type>(&b, "cnt");
             for i in 0..b.num_rows() {
                 let (n, s, lo, hi) = want[&hex.value(i)];
                 assert_eq!(cnt.value(i) as u64, n);
@@ -199,22 +204,10 @@ async fn categories_count_hits_per_value_with_totals() {
     }
     let mut seen = 0;
     for b in read_all(&out) {
-        let hex = b
-            .column_by_name("hex")
-            .expect("hex")
-            .as_primitive::<UInt64Type>();
-        let data = b
-            .column_by_name("data")
-            .expect("data")
-            .as_primitive::<Float64Type>();
-        let cnt = b
-            .column_by_name("cnt")
-            .expect("cnt")
-            .as_primitive::<Int64Type>();
-        let total = b
-            .column_by_name("cnt_total")
-            .expect("t")
-            .as_primitive::<Int64Type>();
+        let hex = column::<UInt64Type>(&b, "hex");
+        let data = column::<Float64Type>(&b, "data");
+        let cnt = column::<Int64Type>(&b, "cnt");
+        let total = column::<Int64Type>(&b, "cnt_total");
         for i in 0..b.num_rows() {
             let h = hex.value(i);
             assert_eq!(cnt.value(i) as u64, want[&(h, data.value(i).to_bits())]);
@@ -244,18 +237,9 @@ async fn categories_count_hits_per_value_with_totals() {
         let mut got: Vec<(u64, u64, u64)> = Vec::new();
         for b in reader {
             let b = b.expect("batch");
-            let hex = b
-                .column_by_name("hex")
-                .expect("hex")
-                .as_primitive::<UInt64Type>();
-            let data = b
-                .column_by_name("data")
-                .expect("d")
-                .as_primitive::<Float64Type>();
-            let cnt = b
-                .column_by_name("cnt")
-                .expect("c")
-                .as_primitive::<Int64Type>();
+            let hex = column::<UInt64Type>(&b, "hex");
+            let data = column::<Float64Type>(&b, "data");
+            let cnt = column::<Int64Type>(&b, "cnt");
             for i in 0..b.num_rows() {
                 got.push((hex.value(i), data.value(i).to_bits(), cnt.value(i) as u64));
             }
@@ -381,18 +365,9 @@ async fn the_reader_uses_overviews_or_reaggregates_the_chunks() {
         // 7 comes from the overview, 8 is re-aggregated from the chunks.
         let b = read_h3_dataset(&out, &everything, Some(res)).expect("read");
         assert_eq!(b.num_rows(), want.len(), "res {res}");
-        let hex = b
-            .column_by_name("hex")
-            .expect("hex")
-            .as_primitive::<UInt64Type>();
-        let avg = b
-            .column_by_name("data_avg")
-            .expect("avg")
-            .as_primitive::<Float64Type>();
-        let max = b
-            .column_by_name("data_max")
-            .expect("max")
-            .as_primitive::<Float64Type>();
+        let hex = column::<UInt64Type>(&b, "hex");
+        let avg = column::<Float64Type>(&b, "data_avg");
+        let max = column::<Float64Type>(&b, "data_max");
         for i in 0..b.num_rows() {
             let (n, s, _, hi) = want[&hex.value(i)];
             assert!((avg.value(i) - s / n as f64).abs() < 1e-9, "res {res}");
@@ -435,10 +410,7 @@ fn row_groups(dir: &Path) -> Vec<(fused_ingest::ChunkEntry, Vec<u64>)> {
             let mut hexes = Vec::new();
             for batch in b {
                 let batch = batch.expect("batch");
-                let h = batch
-                    .column_by_name("hex")
-                    .expect("hex")
-                    .as_primitive::<UInt64Type>();
+                let h = column::<UInt64Type>(&batch, "hex");
                 hexes.extend(h.values().iter().copied());
             }
             (e, hexes)
