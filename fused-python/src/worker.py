@@ -1,0 +1,221 @@
+"""fused-rs Python worker: compiles UDF code once, keeps it warm, and calls it on request.
+
+Spoken over the process's original stdin/stdout: each message is a 4-byte little-endian length
+and that many bytes of JSON; a reply carrying bytes (an Arrow IPC stream, an array) says
+`"payload": n` and the n bytes follow. Fd 0 and 1 are moved aside first, so a UDF that reads
+stdin or prints (from Python or C) cannot corrupt the protocol: its prints are captured per
+call and returned with the reply.
+
+Requests:  {"op": "compile", "code": str, "entrypoint": str | null}
+           {"op": "call", "udf": id, "params": {...}}
+           {"op": "ping"}
+Replies:   {"ok": true, ...} or {"ok": false, "error": {"class", "message", "line", "traceback"}}
+"""
+import ast
+import contextlib
+import io
+import json
+import os
+import struct
+import sys
+import traceback
+import types
+
+_proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+_proto_out = os.fdopen(os.dup(1), "wb")
+_null = os.open(os.devnull, os.O_RDONLY)
+os.dup2(_null, 0)
+os.dup2(2, 1)
+sys.stdin = open(os.devnull)
+
+
+def _install_fused():
+    """`import fused` inside UDF code: the decorators UDFs use, as our own small module (the
+    official package's local engine costs more per call than the process boundary we add)."""
+    m = types.ModuleType("fused")
+
+    def udf(fn=None, **_options):
+        return (lambda f: f) if fn is None else fn
+
+    def cache(fn=None, **_options):
+        return (lambda f: f) if fn is None else fn
+
+    m.udf, m.cache = udf, cache
+    m.__fused_rs__ = True
+    sys.modules["fused"] = m
+
+
+_install_fused()
+
+#: Characters of captured output kept per stream and call.
+MAX_OUTPUT = 1 << 20
+
+_udfs = {}
+
+
+def _read():
+    head = _proto_in.read(4)
+    if len(head) < 4:
+        return None
+    (n,) = struct.unpack("<I", head)
+    body = b""
+    while len(body) < n:
+        chunk = _proto_in.read(n - len(body))
+        if not chunk:
+            return None
+        body += chunk
+    return json.loads(body)
+
+
+def _write(msg, payload=None):
+    if payload is not None:
+        msg["payload"] = len(payload)
+    body = json.dumps(msg, default=str).encode()
+    _proto_out.write(struct.pack("<I", len(body)) + body)
+    if payload is not None:
+        _proto_out.write(payload)
+    _proto_out.flush()
+
+
+def _error(exc, filename="<udf>"):
+    line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
+    if line is None:
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if frame.filename == filename:
+                line = frame.lineno
+                break
+    return {
+        "class": type(exc).__name__,
+        "message": str(exc),
+        "line": line,
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def _is_udf_decorator(d):
+    target = d.func if isinstance(d, ast.Call) else d
+    if isinstance(target, ast.Attribute):
+        return target.attr == "udf"
+    return isinstance(target, ast.Name) and target.id == "udf"
+
+
+def _entrypoint(tree, asked):
+    if asked:
+        return asked
+    found = [n.name for n in tree.body
+             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and any(_is_udf_decorator(d) for d in n.decorator_list)]
+    if len(found) == 1:
+        return found[0]
+    if "udf" in found:
+        return "udf"
+    if not found:
+        raise ValueError("no function decorated with @fused.udf in the code")
+    raise ValueError(f"several @fused.udf functions ({', '.join(found)}) and none named udf")
+
+
+def _param(p):
+    ann = p.annotation
+    return {
+        "name": p.name,
+        "annotation": None if ann is p.empty else getattr(ann, "__name__", str(ann)),
+        "default": None if p.default is p.empty else repr(p.default),
+        "required": p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD),
+        "kind": p.kind.name,
+    }
+
+
+def _compile(req):
+    import inspect
+    code = req["code"]
+    tree = ast.parse(code, "<udf>")
+    name = _entrypoint(tree, req.get("entrypoint"))
+    module = types.ModuleType("udf_module")
+    module.__file__ = "<udf>"
+    # As in Fused, `fused` is there without an import.
+    module.fused = sys.modules["fused"]
+    exec(compile(tree, "<udf>", "exec"), module.__dict__)
+    fn = module.__dict__.get(name)
+    fn = getattr(fn, "__wrapped__", fn)
+    if not callable(fn):
+        raise NameError(f"the entrypoint {name} is not a function of the code")
+    uid = str(len(_udfs) + 1)
+    _udfs[uid] = fn
+    params = [_param(p) for p in inspect.signature(fn).parameters.values()]
+    return {"udf": uid, "entrypoint": name, "params": params}
+
+
+def _encode(value):
+    """(reply fields, payload bytes or None) for a UDF's return value."""
+    if value is None or isinstance(value, (bool, int, float, str, list, dict)):
+        return {"kind": "json", "value": value}, None
+    mod = type(value).__module__.split(".")[0]
+    if mod in ("pandas", "geopandas", "pyarrow"):
+        import pyarrow as pa
+        meta = {}
+        if mod == "geopandas":
+            crs = value.crs.to_string() if value.crs is not None else None
+            geom = value.geometry.name
+            value = value.to_wkb()
+            meta = {"geometry": geom, "crs": crs}
+        table = value if isinstance(value, pa.Table) else pa.Table.from_pandas(value, preserve_index=False)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        return {"kind": "arrow", **meta}, sink.getvalue().to_pybytes()
+    bounds = None
+    if isinstance(value, tuple) and len(value) == 2 and type(value[0]).__module__ == "numpy":
+        value, bounds = value
+        bounds = [float(b) for b in bounds]
+    if type(value).__module__ == "numpy":
+        import numpy as np
+        a = np.ascontiguousarray(value)
+        return {"kind": "array", "dtype": a.dtype.str, "shape": list(a.shape), "bounds": bounds}, a.tobytes()
+    raise TypeError(f"the UDF returned a {type(value).__module__}.{type(value).__qualname__}, "
+                    "which cannot be sent back (return a DataFrame, a GeoDataFrame, an Arrow "
+                    "table, a numpy array or a JSON value)")
+
+
+def _cap(text):
+    return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + f"\n… ({len(text) - MAX_OUTPUT} more characters)"
+
+
+def _call(req):
+    fn = _udfs.get(str(req.get("udf")))
+    if fn is None:
+        raise KeyError(f"no compiled UDF {req.get('udf')}")
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            value = fn(**req.get("params", {}))
+        reply, payload = _encode(value)
+        reply["ok"] = True
+    except BaseException as e:  # noqa: BLE001  (a UDF's SystemExit is its own failure)
+        reply, payload = {"ok": False, "error": _error(e)}, None
+    reply["stdout"], reply["stderr"] = _cap(out.getvalue()), _cap(err.getvalue())
+    return reply, payload
+
+
+def main():
+    _write({"ok": True, "ready": True, "python": sys.version.split()[0], "pid": os.getpid()})
+    while True:
+        req = _read()
+        if req is None:
+            return
+        op = req.get("op")
+        try:
+            if op == "compile":
+                _write({"ok": True, **_compile(req)})
+            elif op == "call":
+                reply, payload = _call(req)
+                _write(reply, payload)
+            elif op == "ping":
+                _write({"ok": True})
+            else:
+                _write({"ok": False, "error": {"class": "ValueError", "message": f"unknown op {op!r}"}})
+        except BaseException as e:  # noqa: BLE001
+            _write({"ok": False, "error": _error(e)})
+
+
+if __name__ == "__main__":
+    main()
