@@ -20,10 +20,14 @@
 //! # Ok(()) }
 //! ```
 
+mod code_udf;
+mod pool;
 mod protocol;
 mod worker;
 
-pub use protocol::{Compiled, Param, PyError, Reply, Returned};
+pub use code_udf::{code_udf, schema_of};
+pub use pool::PythonPool;
+pub use protocol::{Compiled, Param, PyError, Reply, Returned, Source};
 pub use worker::{PythonWorker, WorkerConfig};
 
 /// What can go wrong with a worker or a call.

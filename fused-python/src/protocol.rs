@@ -4,6 +4,35 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+/// A UDF's code: the source, its entrypoint (`None`: the one `@fused.udf` function, or `udf`),
+/// and its header modules (name, source).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Source {
+    /// The code.
+    pub code: String,
+    /// The function to call.
+    pub entrypoint: Option<String>,
+    /// Modules the code may import: (module name, source).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Source {
+    /// Code whose entrypoint is found in it.
+    pub fn new(code: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the entrypoint.
+    #[must_use]
+    pub fn with_entrypoint(mut self, e: Option<&str>) -> Self {
+        self.entrypoint = e.map(str::to_owned);
+        self
+    }
+}
+
 /// A Python exception, as the caller sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PyError {
@@ -30,14 +59,18 @@ impl std::fmt::Display for PyError {
 }
 
 /// One parameter of a compiled UDF's entrypoint.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Param {
     /// Its name.
     pub name: String,
     /// Its annotation (`int`, `str`, …), if any.
     pub annotation: Option<String>,
-    /// Its default, as Python source (`repr`), if any.
-    pub default: Option<String>,
+    /// Its default, when it has one that JSON can carry.
+    #[serde(default)]
+    pub default: Option<serde_json::Value>,
+    /// Whether it has a default at all.
+    #[serde(default)]
+    pub has_default: bool,
     /// Whether a call must give it.
     pub required: bool,
     /// `POSITIONAL_OR_KEYWORD`, `KEYWORD_ONLY`, `VAR_KEYWORD` …
@@ -45,7 +78,7 @@ pub struct Param {
 }
 
 /// A UDF compiled in a worker.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Compiled {
     /// Its handle in that worker.
     pub udf: String,

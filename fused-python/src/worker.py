@@ -116,18 +116,38 @@ def _entrypoint(tree, asked):
 
 def _param(p):
     ann = p.annotation
+    has_default = p.default is not p.empty
+    default = None
+    if has_default:
+        try:
+            json.dumps(p.default)
+            default = p.default
+        except (TypeError, ValueError):
+            default = None
     return {
         "name": p.name,
         "annotation": None if ann is p.empty else getattr(ann, "__name__", str(ann)),
-        "default": None if p.default is p.empty else repr(p.default),
-        "required": p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD),
+        "default": default,
+        "has_default": has_default,
+        "required": not has_default and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD),
         "kind": p.kind.name,
     }
+
+
+def _install_headers(headers):
+    """Header modules (the SDK's shared modules) importable by the UDF's code."""
+    for h in headers or []:
+        name = h["module_name"]
+        mod = types.ModuleType(name)
+        mod.__file__ = f"<{name}>"
+        exec(compile(h.get("source_code") or "", f"<{name}>", "exec"), mod.__dict__)
+        sys.modules[name] = mod
 
 
 def _compile(req):
     import inspect
     code = req["code"]
+    _install_headers(req.get("headers"))
     tree = ast.parse(code, "<udf>")
     name = _entrypoint(tree, req.get("entrypoint"))
     module = types.ModuleType("udf_module")

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::protocol::{Compiled, Header, Reply};
+use crate::protocol::{Compiled, Header, Reply, Source};
 use crate::{Error, Result};
 
 /// The worker module, written next to nothing: passed to the interpreter with `-c`.
@@ -163,8 +163,22 @@ impl PythonWorker {
 
     /// Compiles UDF code; `entrypoint` defaults to the one `@fused.udf` function (or `udf`).
     pub async fn compile(&mut self, code: &str, entrypoint: Option<&str>) -> Result<Compiled> {
-        self.send(&json!({"op": "compile", "code": code, "entrypoint": entrypoint}))
-            .await?;
+        self.compile_source(&Source::new(code).with_entrypoint(entrypoint))
+            .await
+    }
+
+    /// Compiles a UDF's code with its header modules.
+    pub async fn compile_source(&mut self, src: &Source) -> Result<Compiled> {
+        let headers: Vec<Value> = src
+            .headers
+            .iter()
+            .map(|(name, code)| json!({"module_name": name, "source_code": code}))
+            .collect();
+        self.send(
+            &json!({"op": "compile", "code": src.code, "entrypoint": src.entrypoint,
+            "headers": headers}),
+        )
+        .await?;
         let (h, _) = self.read().await?;
         if !h.ok {
             return Err(Error::Udf(h.error.ok_or_else(|| {

@@ -45,19 +45,13 @@ async fn a_udf_compiles_once_and_answers_values_with_its_prints() {
     let names: Vec<_> = c
         .params
         .iter()
-        .map(|p| {
-            (
-                p.name.as_str(),
-                p.annotation.as_deref(),
-                p.default.as_deref(),
-            )
-        })
+        .map(|p| (p.name.as_str(), p.annotation.as_deref(), p.default.clone()))
         .collect();
     assert_eq!(
         names,
         [
-            ("name", Some("str"), Some("'world'")),
-            ("times", Some("int"), Some("1"))
+            ("name", Some("str"), Some(json!("world"))),
+            ("times", Some("int"), Some(json!(1)))
         ]
     );
     for n in ["Fused", "again"] {

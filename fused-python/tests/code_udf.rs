@@ -1,0 +1,180 @@
+//! Fused-format code UDFs as fused-rs UDFs on a pool of real CPython workers: parameters
+//! coerced from the signature, outputs decoded, prints in the logs, failures with their line,
+//! header modules, and a pool that heals.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fused_core::udf::Header;
+use fused_core::{Args, Output, RunContext, Tile, UdfMeta};
+use fused_python::{PythonPool, WorkerConfig, code_udf};
+use serde_json::json;
+
+fn python() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let p = std::env::var_os("FUSED_TEST_PYTHON")
+        .map(|p| root.join(p))
+        .unwrap_or_else(|| root.join("target/py/bin/python"));
+    assert!(
+        p.exists(),
+        "no Python test environment at {}: run `cargo xtask test`",
+        p.display()
+    );
+    p
+}
+
+fn meta(name: &str, code: &str) -> UdfMeta {
+    let mut m = UdfMeta::new(name);
+    m.code = code.to_owned();
+    m.entrypoint = "udf".to_owned();
+    m
+}
+
+const HELLO: &str = "@fused.udf\ndef udf(name: str = 'world', times: int = 1, bounds=None):\n    print(f'hi {name}')\n    return {'message': f'Hello, {name}!' * times, 'bounds': bounds}\n";
+
+#[tokio::test]
+async fn a_code_udf_binds_coerces_and_runs_like_a_native_one() {
+    let pool = PythonPool::new(WorkerConfig::new(python()), 2);
+    pool.warm().await.unwrap();
+    assert_eq!(pool.idle_count(), 2);
+    let udf = code_udf(&pool, meta("hello", HELLO), Duration::from_secs(20))
+        .await
+        .unwrap();
+    let spec = udf.schema().get("times").unwrap();
+    assert_eq!(spec.default, Some(json!(1)));
+    // Strings from a query are coerced by the annotations; a tile sets `bounds`.
+    let args = Args::from_pairs([("name", "Fused"), ("times", "2")]);
+    let tile = Tile { x: 1, y: 1, z: 1 };
+    let bound = udf.bind(&args, Some(tile)).unwrap();
+    let ctx = RunContext::new("r1", "hello", Some(tile), 0);
+    let out = udf.invoke(ctx.clone(), bound).await.unwrap();
+    let Output::Json(v) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(v["message"], json!("Hello, Fused!Hello, Fused!"));
+    assert_eq!(v["bounds"].as_array().map(Vec::len), Some(4));
+    assert_eq!(ctx.logs().stdout.trim(), "hi Fused");
+    // A wrong type is the caller's error, before any Python runs.
+    let e = udf
+        .bind(&Args::from_pairs([("times", "many")]), None)
+        .unwrap_err();
+    assert!(e.to_string().contains("times"), "{e}");
+}
+
+#[tokio::test]
+async fn tables_arrays_failures_and_header_modules() {
+    let pool = PythonPool::new(WorkerConfig::new(python()), 1);
+    let points = "@fused.udf\ndef udf(n: int = 3):\n    import geopandas as gpd, shapely\n    return gpd.GeoDataFrame({'id': range(n)}, geometry=[shapely.Point(i, i) for i in range(n)], crs=3857)\n";
+    let udf = code_udf(&pool, meta("points", points), Duration::from_secs(20))
+        .await
+        .unwrap();
+    let bound = udf.bind(&Args::from_pairs([("n", "5")]), None).unwrap();
+    let out = udf
+        .invoke(RunContext::new("r", "points", None, 0), bound)
+        .await
+        .unwrap();
+    let Output::Table(t) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(t.num_rows(), 5);
+    assert_eq!(
+        t.geometry().map(|g| g.crs.clone()),
+        Some(fused_core::Crs::Epsg(3857))
+    );
+    let raster = "@fused.udf\ndef udf(bounds=None):\n    import numpy as np\n    return np.full((2, 4, 4), 7, dtype='float32'), (0, 0, 1, 1)\n";
+    let udf = code_udf(&pool, meta("raster", raster), Duration::from_secs(20))
+        .await
+        .unwrap();
+    let bound = udf.bind(&Args::new(), None).unwrap();
+    let out = udf
+        .invoke(RunContext::new("r", "raster", None, 0), bound)
+        .await
+        .unwrap();
+    let Output::Raster(r) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!((r.bands(), r.height(), r.width()), (2, 4, 4));
+    // A header module the code imports.
+    let mut m = meta(
+        "with_header",
+        "import helper\n@fused.udf\ndef udf():\n    return helper.double(21)\n",
+    );
+    m.headers = vec![Header {
+        module_name: "helper".into(),
+        source_code: Some("def double(x):\n    return 2 * x\n".into()),
+        source_file: None,
+    }];
+    let udf = code_udf(&pool, m, Duration::from_secs(20)).await.unwrap();
+    let bound = udf.bind(&Args::new(), None).unwrap();
+    let out = udf
+        .invoke(RunContext::new("r", "h", None, 0), bound)
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, Output::Json(ref v) if v == &json!(42)),
+        "{out:?}"
+    );
+    // An exception: class, message, line.
+    let udf = code_udf(
+        &pool,
+        meta(
+            "raises",
+            "@fused.udf\ndef udf():\n    raise KeyError('nope')\n",
+        ),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    let bound = udf.bind(&Args::new(), None).unwrap();
+    let e = udf
+        .invoke(RunContext::new("r", "raises", None, 0), bound)
+        .await
+        .unwrap_err();
+    assert_eq!((e.class.as_str(), e.lineno), ("KeyError", Some(3)), "{e:?}");
+    // Code that does not compile is refused when the UDF is made.
+    let e = code_udf(
+        &pool,
+        meta("broken", "@fused.udf\ndef udf(:\n"),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("SyntaxError"), "{e}");
+}
+
+#[tokio::test]
+async fn a_timed_out_call_fails_alone_and_the_pool_heals() {
+    let pool = PythonPool::new(WorkerConfig::new(python()), 1);
+    pool.warm().await.unwrap();
+    let slow = "@fused.udf\ndef udf(seconds: float = 60):\n    import time\n    time.sleep(seconds)\n    return 'woke'\n";
+    let udf = code_udf(&pool, meta("slow", slow), Duration::from_millis(700))
+        .await
+        .unwrap();
+    let bound = udf.bind(&Args::new(), None).unwrap();
+    let e = udf
+        .invoke(RunContext::new("r", "slow", None, 0), bound)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, fused_core::FailureKind::Timeout, "{e:?}");
+    // A replacement comes up in the background; the next call is served.
+    let start = std::time::Instant::now();
+    while pool.idle_count() == 0 && start.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pool.idle_count(), 1, "the pool healed");
+    let bound = udf
+        .bind(&Args::from_pairs([("seconds", "0")]), None)
+        .unwrap();
+    let out = udf
+        .invoke(RunContext::new("r", "slow", None, 0), bound)
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, Output::Json(ref v) if v == &json!("woke")),
+        "{out:?}"
+    );
+    let _ = Arc::strong_count(&pool);
+}
