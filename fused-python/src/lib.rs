@@ -23,11 +23,13 @@
 mod code_udf;
 mod pool;
 mod protocol;
+mod runtime;
 mod worker;
 
 pub use code_udf::{code_udf, schema_of};
 pub use pool::PythonPool;
 pub use protocol::{Compiled, Param, PyError, Reply, Returned, Source};
+pub use runtime::PythonRuntime;
 pub use worker::{PythonWorker, WorkerConfig};
 
 /// What can go wrong with a worker or a call.

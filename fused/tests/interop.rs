@@ -83,6 +83,7 @@ impl Server {
         cmd.args(["serve", "--port", &port.to_string(), "--data-dir"])
             .arg(data.path())
             .args(extra)
+            .env("FUSED_PYTHON", python())
             .envs(env.iter().copied())
             .env("FUSED_SERVER_TOKEN", OWNER_TOKEN);
         let mut cert = None;

@@ -1,5 +1,5 @@
-"""Saving code UDFs with the SDK, polled runs (the server answers 202 at once), and a revoked
-API token."""
+"""Saving code UDFs with the SDK and running them (posted, saved, by shared token) in the
+server's Python workers, polled runs (the server answers 202 at once), and a revoked API token."""
 import os
 
 base = os.environ["FUSED_TEST_BASE_URL"]
@@ -57,12 +57,25 @@ cubes.to_fused(collection_name="analysis", create_collection=True)
 udfs = fused.api.get_udfs(whose="self")
 assert "analysis/cubes" in udfs, list(udfs)
 
-# Running Python code: a clear error until the Python runtime exists.
+# Running Python code: the posted definition runs in the server's Python workers (polled:
+# the server answers 202 at once), parameters coerced by the annotations.
+df = fused.run(squares, n=2)
+assert df["x"].tolist() == [0, 1], df
+df = fused.run(squares, n="3")
+assert df["x"].tolist() == [0, 1, 4], df
+
+
+@fused.udf
+def fails(k: int = 1):
+    x = k + 1
+    raise ValueError(f"no good: {x}")
+
+
 try:
-    fused.run(squares, n=2)
+    fused.run(fails, k=4)
     raise AssertionError("expected an error")
 except UdfRuntimeError as e:
-    assert "Python runtime" in str(e), str(e)
+    assert "no good: 5" in str(e) and "ValueError" in str(e), str(e)
 
 # The server answers 202 at once (--run-start-wait 0): the SDK polls for the result.
 df = fused.run("hello", name="polled")
@@ -73,6 +86,8 @@ assert len(gdf) == 4, len(gdf)
 # Shared tokens of a saved UDF work and point at it.
 tok = fused.load("squares").create_access_token()
 assert tok.udf_slug == "squares", tok
+df = fused.run(tok.token, n=5)
+assert df["x"].tolist() == [0, 1, 4, 9, 16], df
 
 # A revoked API token is refused.
 api = fused.api.FusedAPI()

@@ -4,9 +4,11 @@ mod folder;
 mod meta;
 pub mod python;
 mod registry;
+mod runtime;
 
 pub use meta::{Header, UDF_TYPE, UdfMeta};
 pub use registry::UdfRegistry;
+pub use runtime::CodeRuntime;
 
 use std::fmt;
 use std::future::Future;

@@ -20,8 +20,8 @@ pub(crate) const DEFAULT_COLLECTION: &str = "default";
 pub(crate) enum Target {
     /// A native UDF of this server.
     Native(Arc<Udf>),
-    /// Python code (runs once the Python runtime is there).
-    Code(String),
+    /// Code, run by the server's code runtime when it has one.
+    Code(Box<UdfMeta>),
 }
 
 /// One UDF as the API lists it.
@@ -52,8 +52,8 @@ pub(crate) fn code_unsupported(name: &str) -> ApiError {
     let failure = fused_core::UdfFailure::runtime(
         "NotImplementedError",
         format!(
-            "UDF {name:?} is Python code; this fused-rs server runs native UDFs only \
-             (the Python runtime is not available yet)"
+            "UDF {name:?} is Python code, and this server has no Python runtime (start it \
+             with a Python interpreter: `fused serve --python PATH`)"
         ),
     );
     let mut metadata = fused_core::RunMetadata::default();
@@ -123,7 +123,26 @@ impl AppState {
     pub(crate) fn target(&self, meta: &UdfMeta) -> Target {
         match native_name(meta).and_then(|n| self.registry.get(n)) {
             Some(udf) => Target::Native(udf),
-            None => Target::Code(meta.display_name().to_owned()),
+            None => Target::Code(Box::new(meta.clone())),
+        }
+    }
+
+    /// The UDF a target runs: a native one, or code loaded by the code runtime (an error when
+    /// the server has none, or the code does not load).
+    pub(crate) async fn runnable(&self, target: &Target) -> Result<Arc<Udf>, ApiError> {
+        match target {
+            Target::Native(u) => Ok(Arc::clone(u)),
+            Target::Code(meta) => match self.code_runtime() {
+                None => Err(code_unsupported(meta.display_name())),
+                Some(rt) => rt.load(meta).await.map_err(|failure| {
+                    let mut metadata = fused_core::RunMetadata::default();
+                    metadata.set_failure(&failure);
+                    ApiError::Udf {
+                        failure,
+                        metadata: Box::new(metadata),
+                    }
+                }),
+            },
         }
     }
 

@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Caller;
-use super::catalog::Target;
 use super::files::Origin;
 use crate::error::ApiError;
 use crate::store::rfc3339;
@@ -93,15 +92,7 @@ pub(crate) async fn start(
         return start_other(&state, &caller, &kind, runner.as_ref(), body.config).await;
     }
     let (meta, input) = udf_step(&body.config)?;
-    let udf = match state.target(&meta) {
-        Target::Native(u) => u,
-        Target::Code(name) => {
-            return Err(ApiError::BadRequest(format!(
-                "UDF {name:?} is Python code; this server runs native UDFs only (the Python \
-                 runtime is not available yet)"
-            )));
-        }
-    };
+    let udf = state.runnable(&state.target(&meta)).await?;
     // Every call is checked now: a wrong argument is a 400, not a failed job later.
     let first = udf.schema().params.first().map(|p| p.name.clone());
     let refused = |e: Error| {
@@ -323,13 +314,10 @@ impl JobKind for UdfJob {
             .upgrade()
             .ok_or_else(|| Error::Options("the server is shutting down".into()))?;
         let (meta, input) = udf_step(&job.config).map_err(|e| Error::Options(format!("{e:?}")))?;
-        let udf = match state.target(&meta) {
-            Target::Native(u) => u,
-            Target::Code(name) => {
-                ctx.log(&format!(
-                    "ERROR: UDF {name:?} is Python code; not runnable here"
-                ))
-                .await;
+        let udf = match state.runnable(&state.target(&meta)).await {
+            Ok(u) => u,
+            Err(e) => {
+                ctx.log(&format!("ERROR: {}", e.parts().2)).await;
                 return Ok(JobStatus::Failed);
             }
         };

@@ -111,6 +111,8 @@ pub struct AppState {
     runs: realtime::Runs,
     /// Job kinds besides `udf` (ingestion, H3), registered by the embedding program.
     kinds: std::sync::RwLock<fused_jobs::JobKinds>,
+    /// Runs code UDFs, when the embedding program gives one.
+    code_runtime: std::sync::OnceLock<Arc<dyn fused_core::udf::CodeRuntime>>,
 }
 
 /// Shortest owner token accepted (32 hex digits carry 128 bits).
@@ -196,6 +198,7 @@ impl AppState {
             grant_cache: cache(),
             runs: realtime::Runs::default(),
             kinds: Default::default(),
+            code_runtime: std::sync::OnceLock::new(),
         }))
     }
 
@@ -216,6 +219,16 @@ impl AppState {
     pub fn register_job_kind(&self, kind: &str, runner: Arc<dyn fused_jobs::JobKind>) {
         let mut k = self.kinds.write().unwrap_or_else(|p| p.into_inner());
         *k = std::mem::take(&mut *k).with(kind, runner);
+    }
+
+    /// Gives the server a runtime for code UDFs (once; later calls are ignored).
+    pub fn set_code_runtime(&self, rt: Arc<dyn fused_core::udf::CodeRuntime>) {
+        let _ = self.code_runtime.set(rt);
+    }
+
+    /// The runtime for code UDFs, if any.
+    pub fn code_runtime(&self) -> Option<&Arc<dyn fused_core::udf::CodeRuntime>> {
+        self.code_runtime.get()
     }
 
     /// The registered job kinds besides `udf`.

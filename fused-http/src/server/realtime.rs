@@ -18,7 +18,6 @@ use serde_json::Value;
 
 use super::AppState;
 use super::auth::Caller;
-use super::catalog::{Target, code_unsupported};
 use super::reply::{NativeRun, Reply, cache_disabled, recursion, run_cached};
 use super::shared::parse_tile;
 use crate::error::ApiError;
@@ -142,7 +141,7 @@ async fn start(
     body: Bytes,
     polling: bool,
 ) -> Response {
-    let run = match prepare(&state, tile, query.as_deref(), &headers, &body) {
+    let run = match prepare(&state, tile, query.as_deref(), &headers, &body).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -196,8 +195,8 @@ fn accepted(id: &str) -> Response {
         .into_response()
 }
 
-/// The native run a start request asks for.
-fn prepare(
+/// The run a start request asks for.
+async fn prepare(
     state: &AppState,
     tile: Option<fused_core::Tile>,
     query: Option<&str>,
@@ -207,10 +206,7 @@ fn prepare(
     let body: StartBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the run body is not valid: {e}")))?;
     let meta = definition(&body.step_config)?;
-    let udf = match state.target(&meta) {
-        Target::Native(u) => u,
-        Target::Code(name) => return Err(code_unsupported(&name)),
-    };
+    let udf = state.runnable(&state.target(&meta)).await?;
     let mut cache_max_age = None;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if k == "cache_max_age" {

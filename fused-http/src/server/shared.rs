@@ -9,7 +9,7 @@ use fused_core::encode::FormatPrefs;
 use fused_core::{Args, MaxAge, Tile};
 
 use super::AppState;
-use super::catalog::{Target, code_unsupported};
+use super::catalog::Target;
 use super::reply::{NativeRun, Reply, cache_disabled, hit_mark, recursion, run_cached};
 use crate::error::ApiError;
 
@@ -158,7 +158,7 @@ async fn run_shared(
             .registry
             .get(udf.name())
             .ok_or_else(|| ApiError::NotFound(format!("the UDF {:?} is gone", udf.name())))?,
-        Some(Target::Code(name)) => return Err(code_unsupported(name)),
+        Some(t @ Target::Code(_)) => state.runnable(t).await?,
         None => {
             return Err(ApiError::NotFound(
                 "the UDF of this token was deleted".into(),

@@ -51,6 +51,13 @@ pub(crate) struct ServeArgs {
     /// the client polls for the result (keep it under the SDK's 5 s request timeout).
     #[arg(long, default_value_t = 3.0)]
     run_start_wait: f64,
+    /// The Python interpreter that runs code UDFs (a virtualenv's `bin/python` with pandas,
+    /// pyarrow and geopandas for table outputs); `none` runs native UDFs only.
+    #[arg(long, default_value = "python3", env = "FUSED_PYTHON")]
+    python: String,
+    /// Python worker processes (code UDF calls run at once); default: one per core.
+    #[arg(long)]
+    python_workers: Option<usize>,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, requires = "tls_key", env = "FUSED_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -115,6 +122,27 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
     let state = AppState::new(parts, config).await?;
     fused::ingest_job::register(&state);
     fused::h3_job::register(&state);
+    if a.python != "none" {
+        let workers = a.python_workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        });
+        let pool =
+            fused_python::PythonPool::new(fused_python::WorkerConfig::new(&a.python), workers);
+        let warm = Arc::clone(&pool);
+        let python = a.python.clone();
+        // Workers come up in the background; until then a call starts its own.
+        tokio::spawn(async move {
+            if let Err(e) = warm.warm().await {
+                tracing::warn!(
+                    "code UDFs will fail: the Python runtime ({python}) does not start: {e}"
+                );
+            }
+        });
+        state.set_code_runtime(Arc::new(fused_python::PythonRuntime::new(
+            pool,
+            Duration::from_secs_f64(a.run_timeout),
+        )));
+    }
     // Batch jobs run in this process too (`fused worker` adds more workers on the same store).
     let worker = state.worker();
     tokio::spawn(async move { worker.run(std::future::pending()).await });
