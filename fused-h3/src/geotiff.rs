@@ -309,17 +309,25 @@ fn read_lzw(
             "its bytes {off}+{len} lie past the end of the file ({size} bytes)"
         ));
     }
-    let mut raw = vec![0u8; len as usize];
-    f.seek(SeekFrom::Start(off))
-        .and_then(|_| f.read_exact(&mut raw))
-        .map_err(|e| e.to_string())?;
     // Tiles are stored at full size (padded); strips hold their own rows only.
     let (cols, rows) = if lzw.tiled {
         (t.chunk.0, t.chunk.1)
     } else {
         (t.width, h)
     };
-    let needed = (h.saturating_sub(1) * cols + w) as usize;
+    if len == 0 {
+        // A sparse chunk (GDAL's SPARSE_OK): never written; GDAL reads nodata (or 0) there.
+        let n = u64::from(cols) * u64::from(rows) * u64::from(lzw.samples.per_pixel.max(1));
+        return usize::try_from(n)
+            .map(|n| vec![t.nodata.unwrap_or(0.0); n])
+            .map_err(|_| "a chunk too large".to_owned());
+    }
+    let mut raw = vec![0u8; len as usize];
+    f.seek(SeekFrom::Start(off))
+        .and_then(|_| f.read_exact(&mut raw))
+        .map_err(|e| e.to_string())?;
+    let needed = u64::from(h.saturating_sub(1)) * u64::from(cols) + u64::from(w);
+    let needed = usize::try_from(needed).map_err(|_| "a chunk too large".to_owned())?;
     crate::lzw::decode(&raw, cols as usize, rows as usize, needed, lzw.samples)
         .map_err(|e| e.to_string())
 }
@@ -332,7 +340,8 @@ fn band_one(
     (w, h): (u32, u32),
     values: &[f64],
 ) -> Result<Window> {
-    let stride_px = if t.chunk.0 * t.chunk.1 * u32::from(t.samples) == values.len() as u32 {
+    let padded = u64::from(t.chunk.0) * u64::from(t.chunk.1) * u64::from(t.samples);
+    let stride_px = if padded == values.len() as u64 {
         t.chunk.0
     } else {
         w

@@ -31,8 +31,9 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// Bytes a decoded chunk may take (a corrupt size tag must not allocate gigabytes).
-const MAX_CHUNK_BYTES: usize = 512 << 20;
+/// Samples a decoded chunk may hold (as `f64`, 512 MiB: a corrupt size tag must not
+/// allocate gigabytes).
+const MAX_CHUNK_SAMPLES: usize = 64 << 20;
 
 /// Decodes an LZW chunk of `cols` × `rows` pixels (its stored size, padding included) whose
 /// first `needed` pixels (row-major) are the image's; returns every sample as `f64`.
@@ -57,7 +58,7 @@ pub(crate) fn decode(
     let row_bytes = cols * n * bps;
     let total = row_bytes
         .checked_mul(rows)
-        .filter(|t| *t <= MAX_CHUNK_BYTES)
+        .filter(|t| *t / bps <= MAX_CHUNK_SAMPLES)
         .ok_or_else(|| DecodeError(format!("a chunk of {cols}×{rows} pixels is too large")))?;
     let mut out = vec![0u8; total];
     let produced = inflate(raw, &mut out)?;

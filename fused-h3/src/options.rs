@@ -198,6 +198,12 @@ impl H3Options {
             Some(v) => v.clone(),
             None => (3..=res.saturating_sub(1).min(7)).collect(),
         };
+        let mut seen = std::collections::HashSet::new();
+        if let Some(r) = overview_res.iter().find(|r| !seen.insert(**r)) {
+            return Err(Error::Options(format!(
+                "overview resolution {r} is given twice"
+            )));
+        }
         if let Some(bad) = overview_res.iter().find(|r| **r >= res) {
             return Err(Error::Options(format!(
                 "overview resolution {bad} is not below res {res}"

@@ -164,12 +164,21 @@ pub(crate) fn run(
         .map(|(r, p)| pixel_area_m2(r, *p))
         .fold(f64::INFINITY, f64::min)
         .max(1e-6);
+    // Statistics: one record per pixel while cells span few pixels (up to 8: past that they
+    // are filled, and merged per raster chunk — about two records, from chunk edges).
     let per_cell = |r: u8| -> f64 {
-        match (counts_mode, Resolution::try_from(r)) {
-            (true, Ok(rr)) => (rr.area_m2() / pixel_m2 * layout.disk)
+        let Ok(rr) = Resolution::try_from(r) else {
+            return 1.0;
+        };
+        let pixels = rr.area_m2() / pixel_m2;
+        if counts_mode {
+            (pixels * layout.disk)
                 .ceil()
-                .clamp(1.0, MAX_CATEGORIES as f64),
-            _ => 1.0,
+                .clamp(1.0, MAX_CATEGORIES as f64)
+        } else if pixels > 8.0 {
+            2.0
+        } else {
+            pixels.ceil().max(1.0)
         }
     };
     let coarsest = resolved.chunk_res.or(resolved.file_res).unwrap_or(0);

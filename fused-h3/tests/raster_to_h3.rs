@@ -287,6 +287,13 @@ async fn bad_rasters_and_options_are_named() {
         .await
         .expect_err("overview");
     assert!(e.to_string().contains("not below res"), "{e}");
+    let e = run_ingest_raster_to_h3(vec![tif.clone()], tmp.path().join("c2"))
+        .res(8)
+        .overview_res(vec![5, 5])
+        .run_local()
+        .await
+        .expect_err("twice");
+    assert!(e.to_string().contains("given twice"), "{e}");
     // `cnt` (the default) on a continuous band: refused before it fills the disk.
     let smooth = tmp.path().join("smooth.tif");
     write_tif_with(&smooth, 4326, 300, 300, |c, r| (c * 1000 + r) as f32);

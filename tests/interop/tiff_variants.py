@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 import rasterio
+import rasterio.windows
 from affine import Affine
 
 out = os.environ["FUSED_TEST_OUT"]
@@ -44,7 +45,7 @@ def nodata_of(dtype):
     return -128.0 if d == np.int8 else -9999.0
 
 
-def write(name, dtype, geo="lonlat", count=1, driver="GTiff", **opts):
+def write(name, dtype, geo="lonlat", count=1, driver="GTiff", only_window=False, **opts):
     crs, transform, epsg = GEO[geo]
     nodata = nodata_of(dtype)
     bands = [band(dtype, k) for k in range(count)]
@@ -53,7 +54,10 @@ def write(name, dtype, geo="lonlat", count=1, driver="GTiff", **opts):
     with rasterio.open(path, "w", driver=driver, width=W, height=H, count=count, dtype=dtype,
                        crs=crs, transform=transform, nodata=nodata, **opts) as dst:
         for k, b in enumerate(bands):
-            dst.write(b, k + 1)
+            if only_window:  # the first tile only: the others stay unwritten
+                dst.write(b[:32, :32], k + 1, window=rasterio.windows.Window(0, 0, 32, 32))
+            else:
+                dst.write(b, k + 1)
     # What GDAL reads back (no rounding assumptions of our own).
     with rasterio.open(path) as src:
         values = src.read(1).astype("<f8")
@@ -80,6 +84,9 @@ for interleave in ["pixel", "band"]:
               compress="deflate", predictor=2, **lopts)
 write("cog", "float32", driver="COG", compress="deflate", predictor=3, blocksize=32,
       overviews="auto")
+# Sparse (GDAL's SPARSE_OK): tiles never written read as nodata.
+write("sparse-lzw", "float32", tiled=True, blockxsize=32, blockysize=32, compress="lzw",
+      sparse_ok=True, only_window=True)
 for geo in ["utm33", "webmercator", "rotated"]:
     write(f"geo-{geo}", "float32", geo=geo, tiled=True, blockxsize=32, blockysize=32,
           compress="zstd", predictor=3)
