@@ -47,6 +47,18 @@ def _install_fused():
 
 _install_fused()
 
+
+def _limit_memory():
+    """The host's memory limit for this worker (address space; a UDF past it gets a
+    MemoryError, and the worker lives on)."""
+    limit = os.environ.pop("FUSED_WORKER_MEMORY_BYTES", None)
+    if limit:
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
+
+
+_limit_memory()
+
 #: Characters of captured output kept per stream and call.
 MAX_OUTPUT = 1 << 20
 

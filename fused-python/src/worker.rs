@@ -28,6 +28,8 @@ pub struct WorkerConfig {
     pub env: Vec<(String, String)>,
     /// How long a worker may take to come up.
     pub start_timeout: Duration,
+    /// Address space a worker may use (bytes); a UDF past it gets a `MemoryError`.
+    pub memory_limit: Option<u64>,
 }
 
 impl WorkerConfig {
@@ -44,7 +46,15 @@ impl WorkerConfig {
                 ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
             ],
             start_timeout: Duration::from_secs(30),
+            memory_limit: None,
         }
+    }
+
+    /// Sets the memory limit of each worker.
+    #[must_use]
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
     }
 }
 
@@ -67,6 +77,10 @@ impl PythonWorker {
             .arg(WORKER)
             .env_clear()
             .envs(cfg.env.iter().cloned())
+            .envs(
+                cfg.memory_limit
+                    .map(|b| ("FUSED_WORKER_MEMORY_BYTES".to_owned(), b.to_string())),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

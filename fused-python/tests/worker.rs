@@ -243,3 +243,26 @@ async fn the_worker_sees_none_of_the_hosts_environment() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_udf_past_the_memory_limit_gets_a_memory_error_and_the_worker_lives() {
+    let cfg = WorkerConfig::new(python()).with_memory_limit(1 << 30);
+    let mut w = PythonWorker::start(&cfg).await.unwrap();
+    let c = w
+        .compile(
+            "@fused.udf\ndef udf(mb: int = 1):\n    return len(bytearray(mb << 20))\n",
+            None,
+        )
+        .await
+        .unwrap();
+    let r = w
+        .call(&c.udf, &params(json!({"mb": 4096})), SECOND)
+        .await
+        .unwrap();
+    assert_eq!(r.result.unwrap_err().class, "MemoryError");
+    let r = w
+        .call(&c.udf, &params(json!({"mb": 8})), SECOND)
+        .await
+        .unwrap();
+    assert_eq!(r.result, Ok(Returned::Json(json!(8 << 20))));
+}

@@ -58,6 +58,10 @@ pub(crate) struct ServeArgs {
     /// Python worker processes (code UDF calls run at once); default: one per core.
     #[arg(long)]
     python_workers: Option<usize>,
+    /// Address space each Python worker may use, in MiB (a UDF past it gets a MemoryError);
+    /// 0: no limit.
+    #[arg(long, default_value_t = 8192)]
+    python_memory_mb: u64,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, requires = "tls_key", env = "FUSED_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -126,8 +130,11 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         let workers = a.python_workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
         });
-        let pool =
-            fused_python::PythonPool::new(fused_python::WorkerConfig::new(&a.python), workers);
+        let mut cfg = fused_python::WorkerConfig::new(&a.python);
+        if a.python_memory_mb > 0 {
+            cfg = cfg.with_memory_limit(a.python_memory_mb << 20);
+        }
+        let pool = fused_python::PythonPool::new(cfg, workers);
         let warm = Arc::clone(&pool);
         let python = a.python.clone();
         // Workers come up in the background; until then a call starts its own.
