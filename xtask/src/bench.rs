@@ -16,8 +16,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Some("submit") => crate::bench_submit::submit(&args[1..]),
         Some("ingest") => crate::bench_ingest::ingest(&args[1..]),
         Some("h3") => crate::bench_h3::h3(&args[1..]),
+        Some("python") => crate::bench_python::python(&args[1..]),
         _ => Err(
-            "usage: cargo xtask bench serve [--duration SECS] | files [--mib N] | cache | submit | ingest [POINTS [POLYGONS [RUNS]]] | h3 [SIZE [RES,…]]"
+            "usage: cargo xtask bench serve [--duration SECS] | files [--mib N] | cache | submit | ingest [POINTS [POLYGONS [RUNS]]] | h3 [SIZE [RES,…]] | python"
                 .into(),
         ),
     }

@@ -5,6 +5,7 @@ mod bench_cache;
 mod bench_files;
 mod bench_h3;
 mod bench_ingest;
+mod bench_python;
 mod bench_submit;
 mod hello;
 mod pyenv;
