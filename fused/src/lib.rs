@@ -40,6 +40,7 @@ pub mod h3_job;
 pub mod ingest_job;
 mod local;
 pub mod run_cache;
+pub mod udf_dir;
 
 pub use error::{Error, Result};
 pub use local::{LocalEngine, run, run_call, submit};

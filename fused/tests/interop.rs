@@ -411,6 +411,29 @@ fn udf_folders_and_zips_cross_between_the_sdk_and_us() {
 }
 
 /// Runs the `fused` binary against `server` and returns (success, stdout, stderr).
+#[test]
+fn a_folder_of_udfs_is_served_and_reloaded() {
+    let udfs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        udfs.path().join("greet.py"),
+        "@fused.udf\ndef udf(name: str = 'world'):\n    return f'Hello, {name}!'\n",
+    )
+    .unwrap();
+    std::fs::write(udfs.path().join("broken.py"), "@fused.udf\ndef udf(:\n").unwrap();
+    let mut squares = fused::UdfMeta::from_code(
+        "@fused.udf\ndef squares(n: int = 2):\n    import pandas as pd\n    return pd.DataFrame({'x': [i * i for i in range(n)]})\n",
+        Some("squares"),
+    )
+    .unwrap();
+    squares.name = Some("squares".into());
+    squares
+        .to_directory(&udfs.path().join("squares"), false)
+        .unwrap();
+    let dir = udfs.path().display().to_string();
+    let s = Server::start_args(false, &["--udfs", &dir]);
+    run_python("udf_dir.py", Some(&s), &[("FUSED_TEST_UDFS", dir.clone())]);
+}
+
 fn cli(server: &Server, args: &[&str], token: Option<&str>) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_fused"))
         .args(args)

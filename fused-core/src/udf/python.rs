@@ -20,10 +20,14 @@ pub const NATIVE_KEY: &str = "fused:native";
 pub const NATIVE_MARKER: &str = "is a native fused-rs UDF";
 
 impl Udf {
-    /// The UDF JSON a client sees for this native UDF: its metadata, with `code` set to the
-    /// generated Python signature and `fused:native` naming it.
+    /// The UDF JSON a client sees for this UDF: for a native one, its metadata with `code` set
+    /// to the generated Python signature and `fused:native` naming it; a code UDF (its
+    /// metadata has code) as it is.
     pub fn sdk_meta(&self) -> UdfMeta {
         let mut meta = self.meta().clone();
+        if !meta.code.trim().is_empty() {
+            return meta;
+        }
         meta.code = python_stub(self);
         meta.set_metadata(NATIVE_KEY, Value::String(self.name().to_owned()));
         meta

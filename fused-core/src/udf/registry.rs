@@ -30,6 +30,15 @@ impl UdfRegistry {
         Ok(udf)
     }
 
+    /// Removes the UDF named `name`; whether there was one.
+    pub fn remove(&self, name: &str) -> bool {
+        self.udfs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .is_some()
+    }
+
     /// The UDF named `name`.
     pub fn get(&self, name: &str) -> Option<Arc<Udf>> {
         self.udfs

@@ -55,6 +55,10 @@ pub(crate) struct ServeArgs {
     /// pyarrow and geopandas for table outputs); `none` runs native UDFs only.
     #[arg(long, default_value = "python3", env = "FUSED_PYTHON")]
     python: String,
+    /// Serve every UDF folder, .zip or .py file of this folder as a code UDF (reloaded when
+    /// its files change).
+    #[arg(long, env = "FUSED_UDFS")]
+    udfs: Option<PathBuf>,
     /// Python worker processes (code UDF calls run at once); default: one per core.
     #[arg(long)]
     python_workers: Option<usize>,
@@ -145,10 +149,17 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
                 );
             }
         });
-        state.set_code_runtime(Arc::new(fused_python::PythonRuntime::new(
-            pool,
-            Duration::from_secs_f64(a.run_timeout),
-        )));
+        let runtime: Arc<dyn fused_core::udf::CodeRuntime> = Arc::new(
+            fused_python::PythonRuntime::new(pool, Duration::from_secs_f64(a.run_timeout)),
+        );
+        state.set_code_runtime(Arc::clone(&runtime));
+        if let Some(dir) = &a.udfs {
+            fused::udf_dir::serve_dir(dir.clone(), Arc::clone(&state.registry), runtime).await;
+        }
+    } else if a.udfs.is_some() {
+        return Err(fused::Error::Usage(
+            "--udfs serves Python UDFs: it needs --python".into(),
+        ));
     }
     // Batch jobs run in this process too (`fused worker` adds more workers on the same store).
     let worker = state.worker();
