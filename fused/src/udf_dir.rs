@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use fused_core::udf::CodeRuntime;
 use fused_core::{UdfMeta, UdfRegistry};
+use fused_http::server::AppState;
 
 /// How often the folder is checked for changes.
 const POLL: Duration = Duration::from_secs(2);
@@ -82,33 +83,48 @@ async fn load_one(
         .map_err(|e| e.to_string())
 }
 
-/// Serves the UDFs of `dir`: loads them now (their names are returned), then watches for
-/// changes in the background.
+/// Serves the UDFs of `dir` on `state`'s registry, each with its default shared token: loads
+/// them now (their names are returned), then watches for changes in the background.
 pub async fn serve_dir(
     dir: PathBuf,
-    registry: Arc<UdfRegistry>,
+    state: Arc<AppState>,
     runtime: Arc<dyn CodeRuntime>,
 ) -> Vec<String> {
     let mut loaded: BTreeMap<String, Stamp> = BTreeMap::new();
-    sync(&dir, &registry, runtime.as_ref(), &mut loaded).await;
+    refresh(&dir, &state, runtime.as_ref(), &mut loaded).await;
     let names = loaded.keys().cloned().collect();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(POLL).await;
-            sync(&dir, &registry, runtime.as_ref(), &mut loaded).await;
+            refresh(&dir, &state, runtime.as_ref(), &mut loaded).await;
         }
     });
     names
 }
 
-/// Brings the registry in line with the folder.
+/// One check of the folder; new UDFs get their shared tokens.
+async fn refresh(
+    dir: &Path,
+    state: &AppState,
+    runtime: &dyn CodeRuntime,
+    loaded: &mut BTreeMap<String, Stamp>,
+) {
+    if sync(dir, &state.registry, runtime, loaded).await
+        && let Err(e) = state.share_registered().await
+    {
+        tracing::warn!("shared tokens of the UDFs of {}: {e}", dir.display());
+    }
+}
+
+/// Brings the registry in line with the folder; whether anything changed.
 async fn sync(
     dir: &Path,
     registry: &UdfRegistry,
     runtime: &dyn CodeRuntime,
     loaded: &mut BTreeMap<String, Stamp>,
-) {
+) -> bool {
     let found = sources(dir);
+    let mut changed = false;
     for (name, path) in &found {
         let s = stamp(path);
         if loaded.get(name) == Some(&s) {
@@ -120,6 +136,7 @@ async fn sync(
         }
         // Failed loads are stamped too: retried when the files change again.
         loaded.insert(name.clone(), s);
+        changed = true;
     }
     let gone: Vec<String> = loaded
         .keys()
@@ -131,5 +148,7 @@ async fn sync(
         if registry.remove(&name) {
             tracing::info!("UDF {name} withdrawn: its files are gone");
         }
+        changed = true;
     }
+    changed
 }

@@ -431,6 +431,13 @@ fn a_folder_of_udfs_is_served_and_reloaded() {
         .unwrap();
     let dir = udfs.path().display().to_string();
     let s = Server::start_args(false, &["--udfs", &dir]);
+    // Each has its default shared token, as native UDFs do.
+    let token = ServerSecret::new(SECRET).token_for("greet");
+    let head = get_headers(
+        s.addr,
+        &format!("/v1/realtime-shared/{token}/run?name=t&format=json"),
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
     run_python("udf_dir.py", Some(&s), &[("FUSED_TEST_UDFS", dir.clone())]);
 }
 

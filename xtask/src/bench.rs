@@ -52,7 +52,7 @@ pub(crate) fn wait_for(port: u16) -> Result<(), String> {
     Ok(())
 }
 
-fn ensure_wrk() -> Result<(), String> {
+pub(crate) fn ensure_wrk() -> Result<(), String> {
     if Command::new("wrk").arg("--version").output().is_ok() {
         return Ok(());
     }
@@ -63,11 +63,11 @@ fn ensure_wrk() -> Result<(), String> {
 
 /// One wrk run: requests/s and latency percentiles in milliseconds.
 #[derive(Debug)]
-struct Load {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
+pub(crate) struct Load {
+    pub(crate) rps: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) errors: u64,
 }
 
 fn parse_ms(s: &str) -> Option<f64> {
@@ -82,9 +82,24 @@ fn parse_ms(s: &str) -> Option<f64> {
     })
 }
 
-fn wrk(url: &str, headers: &[&str], secs: u64) -> Result<Load, String> {
+pub(crate) fn wrk(url: &str, headers: &[&str], secs: u64) -> Result<Load, String> {
+    wrk_with(url, headers, secs, 64)
+}
+
+/// [`wrk`] with `connections` open connections.
+pub(crate) fn wrk_with(
+    url: &str,
+    headers: &[&str],
+    secs: u64,
+    connections: u32,
+) -> Result<Load, String> {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t2", "-c64", &format!("-d{secs}s"), "--latency"]);
+    cmd.args([
+        "-t2",
+        &format!("-c{connections}"),
+        &format!("-d{secs}s"),
+        "--latency",
+    ]);
     for h in headers {
         cmd.args(["-H", h]);
     }
@@ -120,10 +135,10 @@ fn wrk(url: &str, headers: &[&str], secs: u64) -> Result<Load, String> {
 }
 
 /// Rounds per case: the machine is shared with the load generator, so single runs are noisy.
-const ROUNDS: usize = 3;
+pub(crate) const ROUNDS: usize = 3;
 
 /// The round with the median requests/s.
-fn median(mut v: Vec<Load>) -> Load {
+pub(crate) fn median(mut v: Vec<Load>) -> Load {
     v.sort_by(|x, y| x.rps.total_cmp(&y.rps));
     v.swap_remove(v.len() / 2)
 }
@@ -212,7 +227,7 @@ fn serve(args: &[String]) -> Result<(), String> {
 }
 
 /// Reads the banner of `fused serve` until the token of `udf`.
-fn read_token(child: &mut Child, udf: &str) -> Result<String, String> {
+pub(crate) fn read_token(child: &mut Child, udf: &str) -> Result<String, String> {
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let mut in_udf = false;

@@ -161,23 +161,7 @@ impl AppState {
                 .await
                 .map_err(|e| Error::Config(format!("the owner's token: {e}")))?;
         }
-        for udf in parts.registry.list() {
-            let token = parts.secret.token_for(udf.name());
-            if !store.access_token_exists(&token).await? {
-                store
-                    .create_access_token(
-                        &catalog::native_id(udf.name()),
-                        &owner.id,
-                        NewAccessToken {
-                            token: Some(token),
-                            enabled: true,
-                            cache: true,
-                            ..NewAccessToken::default()
-                        },
-                    )
-                    .await?;
-            }
-        }
+        share_registered(&parts.registry, &parts.secret, &store, &owner).await?;
         fn cache<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<String, V> {
             moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -234,6 +218,12 @@ impl AppState {
     /// The registered job kinds besides `udf`.
     pub fn job_kinds(&self) -> fused_jobs::JobKinds {
         self.kinds.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Gives every registered UDF its default shared token (for UDFs registered after the
+    /// server started, such as those of `fused serve --udfs`).
+    pub async fn share_registered(&self) -> Result<(), Error> {
+        share_registered(&self.registry, &self.secret, &self.store, &self.owner).await
     }
 
     /// The default shared token of a native UDF.
@@ -389,4 +379,31 @@ pub(crate) async fn bind(
     })?;
     on_bound(local);
     Ok(listener)
+}
+
+/// Creates the default shared token of every UDF of `registry` that has none yet.
+async fn share_registered(
+    registry: &UdfRegistry,
+    secret: &ServerSecret,
+    store: &Store,
+    owner: &User,
+) -> Result<(), Error> {
+    for udf in registry.list() {
+        let token = secret.token_for(udf.name());
+        if !store.access_token_exists(&token).await? {
+            store
+                .create_access_token(
+                    &catalog::native_id(udf.name()),
+                    &owner.id,
+                    NewAccessToken {
+                        token: Some(token),
+                        enabled: true,
+                        cache: true,
+                        ..NewAccessToken::default()
+                    },
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }

@@ -154,7 +154,7 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         );
         state.set_code_runtime(Arc::clone(&runtime));
         if let Some(dir) = &a.udfs {
-            fused::udf_dir::serve_dir(dir.clone(), Arc::clone(&state.registry), runtime).await;
+            fused::udf_dir::serve_dir(dir.clone(), Arc::clone(&state), runtime).await;
         }
     } else if a.udfs.is_some() {
         return Err(fused::Error::Usage(
