@@ -92,7 +92,17 @@ pub(crate) async fn start(
         return start_other(&state, &caller, &kind, runner.as_ref(), body.config).await;
     }
     let (meta, input) = udf_step(&body.config)?;
-    let udf = state.runnable(&state.target(&meta)).await?;
+    // A job whose UDF cannot run (no runtime for its code, code that does not load) is a
+    // bad request, refused before it starts.
+    let udf = state
+        .runnable(&state.target(&meta))
+        .await
+        .map_err(|e| match e {
+            ApiError::Udf { failure, .. } => {
+                ApiError::BadRequest(format!("{}: {}", failure.class, failure.message))
+            }
+            e => e,
+        })?;
     // Every call is checked now: a wrong argument is a 400, not a failed job later.
     let first = udf.schema().params.first().map(|p| p.name.clone());
     let refused = |e: Error| {
