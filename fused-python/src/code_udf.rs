@@ -10,13 +10,14 @@ use arrow::ipc::reader::StreamReader;
 use fused_core::schema::{ParamKind, ParamSchema, ParamSpec};
 use fused_core::udf::Handler;
 use fused_core::{
-    Bounds, Crs, Output, Raster, RasterData, RunContext, Table, Udf, UdfFailure, UdfMeta,
+    Args, Bounds, Crs, Executor, Output, Raster, RasterData, RunContext, Table, Udf, UdfCall,
+    UdfFailure, UdfMeta, UdfRef,
 };
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use crate::pool::PythonPool;
-use crate::protocol::{Compiled, Param, Returned, Source};
+use crate::protocol::{Compiled, Host, Param, Returned, Source};
 use crate::{Error, Result};
 
 /// The kind of a parameter from its annotation (and the name `bounds`, which tile calls set).
@@ -73,6 +74,104 @@ struct PythonHandler {
     pool: Arc<PythonPool>,
     source: Source,
     timeout: Duration,
+    /// Runs what the UDF calls (`fused.run("name")`), when given.
+    executor: Option<Arc<dyn Executor>>,
+}
+
+/// Answers a running UDF's `fused.run(name_or_token, **params)` through an executor, one level
+/// deeper in the chain of UDFs calling UDFs (the executor applies the limit).
+struct ExecutorHost {
+    executor: Arc<dyn Executor>,
+    recursion: u32,
+    timeout: Duration,
+}
+
+type HostReply = (Map<String, Value>, Vec<u8>);
+
+#[async_trait::async_trait]
+impl Host for ExecutorHost {
+    async fn call(&self, request: Value) -> HostReply {
+        self.run(&request).await.unwrap_or_else(|(class, message)| {
+            let mut m = Map::new();
+            m.insert("ok".into(), false.into());
+            m.insert(
+                "error".into(),
+                serde_json::json!({"class": class, "message": message}),
+            );
+            (m, Vec::new())
+        })
+    }
+}
+
+impl ExecutorHost {
+    async fn run(&self, request: &Value) -> std::result::Result<HostReply, (String, String)> {
+        let bad = |m: &str| ("ValueError".to_owned(), m.to_owned());
+        if request["op"] != "run" {
+            return Err(bad("the host answers fused.run only"));
+        }
+        let name = request["udf"]
+            .as_str()
+            .ok_or_else(|| bad("fused.run needs a UDF name"))?;
+        let args = Args::from_iter(
+            request["params"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let target = if fused_core::run::is_token(name) {
+            UdfRef::Token(name.to_owned())
+        } else {
+            UdfRef::Name(name.to_owned())
+        };
+        let mut call = UdfCall::new(target, args).with_timeout(self.timeout);
+        call.recursion = self.recursion;
+        let out = self
+            .executor
+            .execute(call)
+            .await
+            .map_err(|e| ("RuntimeError".to_owned(), e.to_string()))?
+            .into_output()
+            .map_err(|f| (f.class, f.message))?;
+        let mut m = Map::new();
+        m.insert("ok".into(), true.into());
+        match out {
+            Output::Empty => {
+                m.insert("kind".into(), "json".into());
+                m.insert("value".into(), Value::Null);
+                Ok((m, Vec::new()))
+            }
+            Output::Json(v) => {
+                m.insert("kind".into(), "json".into());
+                m.insert("value".into(), v);
+                Ok((m, Vec::new()))
+            }
+            Output::Table(t) => {
+                let mut buf = Vec::new();
+                let ipc = |e: arrow::error::ArrowError| ("ArrowError".to_owned(), e.to_string());
+                let mut w =
+                    arrow::ipc::writer::StreamWriter::try_new(&mut buf, t.schema()).map_err(ipc)?;
+                for b in t.batches() {
+                    w.write(b).map_err(ipc)?;
+                }
+                w.finish().map_err(ipc)?;
+                drop(w);
+                m.insert("kind".into(), "arrow".into());
+                if let Some(g) = t.geometry() {
+                    m.insert("geometry".into(), g.name.clone().into());
+                    m.insert("crs".into(), g.crs.to_string().into());
+                }
+                Ok((m, buf))
+            }
+            other => Err((
+                "TypeError".to_owned(),
+                format!(
+                    "fused.run inside a code UDF returns tables and values; {name} gave {}",
+                    other.kind()
+                ),
+            )),
+        }
+    }
 }
 
 impl Handler for PythonHandler {
@@ -82,9 +181,21 @@ impl Handler for PythonHandler {
         params: Map<String, Value>,
     ) -> BoxFuture<'static, std::result::Result<Output, UdfFailure>> {
         let (pool, source, timeout) = (Arc::clone(&self.pool), self.source.clone(), self.timeout);
+        let nested = ctx.recursion() > 1;
+        let host = self.executor.clone().map(|executor| ExecutorHost {
+            executor,
+            recursion: ctx.recursion() + 1,
+            timeout,
+        });
         Box::pin(async move {
             let reply = pool
-                .call(&source, &params, timeout)
+                .call(
+                    &source,
+                    &params,
+                    timeout,
+                    host.as_ref().map(|h| h as &dyn Host),
+                    nested,
+                )
                 .await
                 .map_err(|e| match e {
                     Error::Timeout { .. } => UdfFailure::timeout(timeout),
@@ -181,6 +292,16 @@ fn output_of(r: Returned) -> std::result::Result<Output, String> {
 /// The UDF of `meta` (its `code`, `entrypoint` and headers), compiled once on `pool` to read
 /// its signature; each call runs there within `timeout`.
 pub async fn code_udf(pool: &Arc<PythonPool>, meta: UdfMeta, timeout: Duration) -> Result<Udf> {
+    code_udf_calling(pool, meta, timeout, None).await
+}
+
+/// [`code_udf`], its `fused.run(name)` calls run by `executor`.
+pub async fn code_udf_calling(
+    pool: &Arc<PythonPool>,
+    meta: UdfMeta,
+    timeout: Duration,
+    executor: Option<Arc<dyn Executor>>,
+) -> Result<Udf> {
     let source = Source {
         code: meta.code.clone(),
         entrypoint: Some(meta.entrypoint.clone()).filter(|e| !e.is_empty()),
@@ -201,6 +322,7 @@ pub async fn code_udf(pool: &Arc<PythonPool>, meta: UdfMeta, timeout: Duration) 
         pool: Arc::clone(pool),
         source,
         timeout,
+        executor,
     };
     Ok(Udf::from_parts(meta, schema, Arc::new(handler)))
 }

@@ -26,9 +26,9 @@ mod protocol;
 mod runtime;
 mod worker;
 
-pub use code_udf::{code_udf, schema_of};
+pub use code_udf::{code_udf, code_udf_calling, schema_of};
 pub use pool::PythonPool;
-pub use protocol::{Compiled, Param, PyError, Reply, Returned, Source};
+pub use protocol::{Compiled, Host, Param, PyError, Reply, Returned, Source};
 pub use runtime::PythonRuntime;
 pub use worker::{PythonWorker, WorkerConfig};
 

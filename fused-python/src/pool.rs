@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
-use crate::protocol::{Compiled, Reply, Source};
+use crate::protocol::{Compiled, Host, Reply, Source};
 use crate::worker::{PythonWorker, WorkerConfig};
 use crate::{Error, Result};
 
@@ -78,8 +78,13 @@ impl PythonPool {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }
 
+    /// Returns a worker to the idle ones (beyond the pool's size — extra workers of nested
+    /// calls — it is stopped).
     fn give_back(&self, w: Warm) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.size {
+            idle.push(w);
+        }
     }
 
     /// Starts a replacement in the background (a worker was lost).
@@ -99,16 +104,24 @@ impl PythonPool {
 
     /// Runs `f` on a worker with `code` compiled; the worker returns to the pool unless the
     /// call lost it.
+    /// A nested call (a UDF's `fused.run`, its caller holding a worker) takes no slot: waiting
+    /// for one could wait for its own caller; the recursion limit bounds how many there are.
     async fn with_udf<T>(
         self: &Arc<Self>,
         src: &Source,
+        nested: bool,
         f: impl AsyncFnOnce(&mut PythonWorker, &Compiled) -> Result<T>,
     ) -> Result<T> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| Error::Protocol("the pool is closed".into()))?;
+        let _slot = if nested {
+            None
+        } else {
+            Some(
+                self.slots
+                    .acquire()
+                    .await
+                    .map_err(|_| Error::Protocol("the pool is closed".into()))?,
+            )
+        };
         let mut warm = match self.take() {
             Some(w) => w,
             None => Warm {
@@ -148,17 +161,22 @@ impl PythonPool {
 
     /// Compiles `src` on a worker: its entrypoint and parameters.
     pub async fn signature(self: &Arc<Self>, src: &Source) -> Result<Compiled> {
-        self.with_udf(src, async |_, c| Ok(c.clone())).await
+        self.with_udf(src, false, async |_, c| Ok(c.clone())).await
     }
 
-    /// Calls the UDF of `src` with `params`, within `timeout`.
+    /// Calls the UDF of `src` with `params`, within `timeout`; `host` answers what it asks.
+    /// `nested`: the call comes from another UDF's `fused.run` (see `with_udf`).
     pub async fn call(
         self: &Arc<Self>,
         src: &Source,
         params: &Map<String, Value>,
         timeout: Duration,
+        host: Option<&dyn Host>,
+        nested: bool,
     ) -> Result<Reply> {
-        self.with_udf(src, async |w, c| w.call(&c.udf, params, timeout).await)
-            .await
+        self.with_udf(src, nested, async |w, c| {
+            w.call_with_host(&c.udf, params, timeout, host).await
+        })
+        .await
     }
 }

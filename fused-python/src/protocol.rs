@@ -33,6 +33,14 @@ impl Source {
     }
 }
 
+/// What a UDF asks its host while it runs (`fused.run("name")` inside it), answered with reply
+/// fields (`ok`, `kind`, `value` …, as a call's reply) and an optional payload.
+#[async_trait::async_trait]
+pub trait Host: Send + Sync {
+    /// Answers one request.
+    async fn call(&self, request: Value) -> (serde_json::Map<String, Value>, Vec<u8>);
+}
+
 /// A Python exception, as the caller sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PyError {
@@ -129,6 +137,7 @@ pub struct Reply {
 /// A raw reply header.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Header {
+    #[serde(default)]
     pub(crate) ok: bool,
     #[serde(default)]
     pub(crate) error: Option<PyError>,

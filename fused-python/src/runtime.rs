@@ -11,7 +11,7 @@ use fused_core::udf::CodeRuntime;
 use fused_core::{Udf, UdfFailure, UdfMeta};
 
 use crate::Error;
-use crate::code_udf::code_udf;
+use crate::code_udf::code_udf_calling;
 use crate::pool::PythonPool;
 
 /// Definitions kept loaded at most (past it, the oldest half is dropped).
@@ -24,6 +24,7 @@ pub struct PythonRuntime {
     timeout: Duration,
     loaded: Mutex<HashMap<u64, (u64, Arc<Udf>)>>,
     clock: std::sync::atomic::AtomicU64,
+    executor: Option<Arc<dyn fused_core::Executor>>,
 }
 
 impl PythonRuntime {
@@ -34,7 +35,15 @@ impl PythonRuntime {
             timeout,
             loaded: Mutex::new(HashMap::new()),
             clock: std::sync::atomic::AtomicU64::new(0),
+            executor: None,
         }
+    }
+
+    /// Runs the UDFs' own `fused.run(name)` calls with `executor` (a server's).
+    #[must_use]
+    pub fn with_executor(mut self, executor: Arc<dyn fused_core::Executor>) -> Self {
+        self.executor = Some(executor);
+        self
     }
 
     /// Its pool.
@@ -61,18 +70,23 @@ impl CodeRuntime for PythonRuntime {
             *used = tick;
             return Ok(Arc::clone(udf));
         }
-        let udf = code_udf(&self.pool, meta.clone(), self.timeout)
-            .await
-            .map(Arc::new)
-            .map_err(|e| match e {
-                Error::Udf(p) => {
-                    let mut f = UdfFailure::runtime(p.class, p.message);
-                    f.lineno = p.line;
-                    f
-                }
-                Error::Timeout { seconds } => UdfFailure::timeout(Duration::from_secs_f64(seconds)),
-                e => UdfFailure::runtime("RuntimeError", e.to_string()),
-            })?;
+        let udf = code_udf_calling(
+            &self.pool,
+            meta.clone(),
+            self.timeout,
+            self.executor.clone(),
+        )
+        .await
+        .map(Arc::new)
+        .map_err(|e| match e {
+            Error::Udf(p) => {
+                let mut f = UdfFailure::runtime(p.class, p.message);
+                f.lineno = p.line;
+                f
+            }
+            Error::Timeout { seconds } => UdfFailure::timeout(Duration::from_secs_f64(seconds)),
+            e => UdfFailure::runtime("RuntimeError", e.to_string()),
+        })?;
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if loaded.len() >= KEPT {
             let mut ticks: Vec<u64> = loaded.values().map(|(t, _)| *t).collect();

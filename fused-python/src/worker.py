@@ -40,9 +40,52 @@ def _install_fused():
     def cache(fn=None, **_options):
         return (lambda f: f) if fn is None else fn
 
-    m.udf, m.cache = udf, cache
+    def run(udf, *args, **params):
+        """Runs a UDF: a function of this code in this process, a name or token on the
+        host (which applies its recursion limit)."""
+        if callable(udf):
+            return udf(*args, **params)
+        if args:
+            raise TypeError("fused.run(name, ...) takes parameters by name")
+        return _host({"op": "run", "udf": str(udf), "params": params})
+
+    m.udf, m.cache, m.run = udf, cache, run
     m.__fused_rs__ = True
     sys.modules["fused"] = m
+
+
+class HostError(RuntimeError):
+    """A call into the host failed; `.cls` is the failure's class there."""
+
+    def __init__(self, cls, message):
+        super().__init__(f"{cls}: {message}")
+        self.cls = cls
+
+
+def _host(request):
+    """Asks the host (from inside a UDF call) and waits for its answer."""
+    _write({"callback": request})
+    reply = _read()
+    if reply is None:
+        raise HostError("EOFError", "the host closed the worker's input")
+    payload = _read_exact(reply["payload"]) if reply.get("payload") else None
+    if not reply.get("ok"):
+        err = reply.get("error") or {}
+        raise HostError(err.get("class", "Error"), err.get("message", ""))
+    kind = reply.get("kind")
+    if kind == "json":
+        return reply.get("value")
+    if kind == "arrow":
+        import pyarrow as pa
+        table = pa.ipc.open_stream(payload).read_all()
+        df = table.to_pandas()
+        geom = reply.get("geometry")
+        if geom:
+            import geopandas as gpd
+            df[geom] = gpd.GeoSeries.from_wkb(df[geom])
+            return gpd.GeoDataFrame(df, geometry=geom, crs=reply.get("crs"))
+        return df
+    raise HostError("TypeError", f"the host answered a {kind}")
 
 
 _install_fused()
@@ -65,18 +108,23 @@ MAX_OUTPUT = 1 << 20
 _udfs = {}
 
 
-def _read():
-    head = _proto_in.read(4)
-    if len(head) < 4:
-        return None
-    (n,) = struct.unpack("<I", head)
+def _read_exact(n):
     body = b""
     while len(body) < n:
         chunk = _proto_in.read(n - len(body))
         if not chunk:
             return None
         body += chunk
-    return json.loads(body)
+    return body
+
+
+def _read():
+    head = _read_exact(4)
+    if head is None:
+        return None
+    (n,) = struct.unpack("<I", head)
+    body = _read_exact(n)
+    return None if body is None else json.loads(body)
 
 
 def _write(msg, payload=None):

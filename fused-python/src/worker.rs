@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::protocol::{Compiled, Header, Reply, Source};
+use crate::protocol::{Compiled, Header, Host, Reply, Source};
 use crate::{Error, Result};
 
 /// The worker module, written next to nothing: passed to the interpreter with `-c`.
@@ -138,12 +138,24 @@ impl PythonWorker {
     }
 
     async fn send(&mut self, msg: &Value) -> Result<()> {
-        let body = serde_json::to_vec(msg).map_err(|e| Error::Protocol(e.to_string()))?;
+        self.send_with(msg, &[]).await
+    }
+
+    /// Sends a message followed by `payload` (announced in it as `payload`, when not empty).
+    async fn send_with(&mut self, msg: &Value, payload: &[u8]) -> Result<()> {
+        let mut msg = msg.clone();
+        if !payload.is_empty()
+            && let Some(m) = msg.as_object_mut()
+        {
+            m.insert("payload".into(), payload.len().into());
+        }
+        let body = serde_json::to_vec(&msg).map_err(|e| Error::Protocol(e.to_string()))?;
         let len = u32::try_from(body.len())
             .map_err(|_| Error::Protocol("a request over 4 GiB".into()))?;
-        let mut frame = Vec::with_capacity(4 + body.len());
+        let mut frame = Vec::with_capacity(4 + body.len() + payload.len());
         frame.extend_from_slice(&len.to_le_bytes());
         frame.extend_from_slice(&body);
+        frame.extend_from_slice(payload);
         if self.stdin.write_all(&frame).await.is_err() || self.stdin.flush().await.is_err() {
             return Err(self.settle_death().await);
         }
@@ -210,10 +222,41 @@ impl PythonWorker {
         params: &Map<String, Value>,
         timeout: Duration,
     ) -> Result<Reply> {
+        self.call_with_host(udf, params, timeout, None).await
+    }
+
+    /// [`call`](Self::call), with `host` answering what the UDF asks while it runs (without
+    /// one, such requests fail in the UDF).
+    pub async fn call_with_host(
+        &mut self,
+        udf: &str,
+        params: &Map<String, Value>,
+        timeout: Duration,
+        host: Option<&dyn Host>,
+    ) -> Result<Reply> {
         let run = async {
             self.send(&json!({"op": "call", "udf": udf, "params": params}))
                 .await?;
-            self.read().await
+            loop {
+                let (h, payload) = self.read().await?;
+                let Some(request) = h.rest.get("callback") else {
+                    return Ok((h, payload));
+                };
+                let (reply, bytes) = match host {
+                    Some(host) => host.call(request.clone()).await,
+                    None => {
+                        let mut m = Map::new();
+                        m.insert("ok".into(), false.into());
+                        m.insert(
+                            "error".into(),
+                            json!({"class": "RuntimeError",
+                                "message": "this UDF runs without a host to call"}),
+                        );
+                        (m, Vec::new())
+                    }
+                };
+                self.send_with(&Value::Object(reply), &bytes).await?;
+            }
         };
         match tokio::time::timeout(timeout, run).await {
             Ok(r) => {

@@ -178,3 +178,67 @@ async fn a_timed_out_call_fails_alone_and_the_pool_heals() {
     );
     let _ = Arc::strong_count(&pool);
 }
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct DoubleParams {
+    n: i64,
+}
+
+#[tokio::test]
+async fn a_code_udf_calls_other_udfs_through_the_host_within_the_recursion_limit() {
+    use fused_core::{Executor, UdfCall, UdfRef, UdfRegistry};
+    let registry = Arc::new(UdfRegistry::new());
+    registry
+        .register(fused_core::Udf::native(
+            "double",
+            |_ctx: RunContext, p: DoubleParams| async move {
+                Ok::<_, std::convert::Infallible>(Output::Json(json!(p.n * 2)))
+            },
+        ))
+        .unwrap();
+    let executor: Arc<dyn Executor> =
+        Arc::new(fused_jobs::LocalExecutor::new(Arc::clone(&registry)));
+    let pool = PythonPool::new(WorkerConfig::new(python()), 2);
+    let t = Duration::from_secs(20);
+    let caller = "@fused.udf\ndef udf(n: int = 1):\n    return fused.run('double', n=n) + 1\n";
+    let udf = fused_python::code_udf_calling(
+        &pool,
+        meta("caller", caller),
+        t,
+        Some(Arc::clone(&executor)),
+    )
+    .await
+    .unwrap();
+    registry.register(udf).unwrap();
+    let r = executor
+        .execute(UdfCall::new(
+            UdfRef::Name("caller".into()),
+            Args::from_pairs([("n", "20")]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.into_output().ok().and_then(|o| match o {
+            Output::Json(v) => Some(v),
+            _ => None,
+        }),
+        Some(json!(41))
+    );
+    // A UDF calling itself stops at the limit with the host's error, inside Python.
+    let looping = "@fused.udf\ndef udf():\n    return fused.run('looping')\n";
+    let udf = fused_python::code_udf_calling(
+        &pool,
+        meta("looping", looping),
+        t,
+        Some(Arc::clone(&executor)),
+    )
+    .await
+    .unwrap();
+    registry.register(udf).unwrap();
+    let r = executor
+        .execute(UdfCall::new(UdfRef::Name("looping".into()), Args::new()))
+        .await
+        .unwrap();
+    let e = r.into_output().unwrap_err();
+    assert!(e.message.contains("recursion"), "{e:?}");
+}

@@ -420,6 +420,12 @@ fn a_folder_of_udfs_is_served_and_reloaded() {
     )
     .unwrap();
     std::fs::write(udfs.path().join("broken.py"), "@fused.udf\ndef udf(:\n").unwrap();
+    // A code UDF calling a native one through the server (a table comes back as a DataFrame).
+    std::fs::write(
+        udfs.path().join("calls.py"),
+        "@fused.udf\ndef udf():\n    df = fused.run('hello', name='inner')\n    df['n'] = len(df)\n    return df\n",
+    )
+    .unwrap();
     let mut squares = fused::UdfMeta::from_code(
         "@fused.udf\ndef squares(n: int = 2):\n    import pandas as pd\n    return pd.DataFrame({'x': [i * i for i in range(n)]})\n",
         Some("squares"),

@@ -20,6 +20,9 @@ assert fused.run("greet", name="dir") == "Hello, dir!", fused.run("greet", name=
 df = fused.run("squares", n="3")
 assert df["x"].tolist() == [0, 1, 4], df
 assert "def udf(name: str" in fused.load("greet").code, fused.load("greet").code
+# A UDF calling another through the server: fused.run inside it.
+df = fused.run("calls")
+assert df["message"].tolist() == ["Hello, inner!"] and df["n"].tolist() == [1], df
 
 
 def wait_for(check, what, seconds=15):
