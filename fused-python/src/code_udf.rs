@@ -10,8 +10,8 @@ use arrow::ipc::reader::StreamReader;
 use fused_core::schema::{ParamKind, ParamSchema, ParamSpec};
 use fused_core::udf::Handler;
 use fused_core::{
-    Args, Bounds, Crs, Executor, Output, Raster, RasterData, RunContext, Table, Udf, UdfCall,
-    UdfFailure, UdfMeta, UdfRef,
+    Args, Bounds, Cache, Crs, Executor, Output, Raster, RasterData, RunContext, Table, Udf,
+    UdfCall, UdfFailure, UdfMeta, UdfRef,
 };
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
@@ -69,29 +69,59 @@ pub fn schema_of(c: &Compiled) -> ParamSchema {
     }
 }
 
+/// What a code UDF may use of its host while it runs.
+#[derive(Clone, Default)]
+pub struct Services {
+    /// Runs what the UDF calls (`fused.run("name")`); without it such calls fail.
+    pub executor: Option<Arc<dyn Executor>>,
+    /// Keeps `@fused.cache` results; without it they are computed every time.
+    pub cache: Option<Arc<dyn Cache>>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("executor", &self.executor.is_some())
+            .field("cache", &self.cache.is_some())
+            .finish()
+    }
+}
+
 /// Runs one code UDF on a pool.
 struct PythonHandler {
     pool: Arc<PythonPool>,
     source: Source,
     timeout: Duration,
-    /// Runs what the UDF calls (`fused.run("name")`), when given.
-    executor: Option<Arc<dyn Executor>>,
+    services: Services,
 }
 
-/// Answers a running UDF's `fused.run(name_or_token, **params)` through an executor, one level
-/// deeper in the chain of UDFs calling UDFs (the executor applies the limit).
-struct ExecutorHost {
-    executor: Arc<dyn Executor>,
+/// Answers a running UDF: `fused.run(name_or_token, **params)` through the executor, one level
+/// deeper in the chain of UDFs calling UDFs (the executor applies the limit); `@fused.cache`
+/// lookups and writes in the cache.
+struct ServerHost {
+    services: Services,
     recursion: u32,
     timeout: Duration,
 }
 
 type HostReply = (Map<String, Value>, Vec<u8>);
 
+/// Keys of `@fused.cache` entries in the host's cache.
+const CACHE_PREFIX: &str = "py-cache:";
+
 #[async_trait::async_trait]
-impl Host for ExecutorHost {
-    async fn call(&self, request: Value) -> HostReply {
-        self.run(&request).await.unwrap_or_else(|(class, message)| {
+impl Host for ServerHost {
+    async fn call(&self, request: Value, payload: Vec<u8>) -> HostReply {
+        let answer = match request["op"].as_str() {
+            Some("run") => self.run(&request).await,
+            Some("cache_get") => self.cache_get(&request).await,
+            Some("cache_put") => self.cache_put(&request, payload).await,
+            _ => Err((
+                "ValueError".to_owned(),
+                "an unknown request to the host".to_owned(),
+            )),
+        };
+        answer.unwrap_or_else(|(class, message)| {
             let mut m = Map::new();
             m.insert("ok".into(), false.into());
             m.insert(
@@ -103,12 +133,58 @@ impl Host for ExecutorHost {
     }
 }
 
-impl ExecutorHost {
+fn json_reply(v: Value) -> HostReply {
+    let mut m = Map::new();
+    m.insert("ok".into(), true.into());
+    m.insert("kind".into(), "json".into());
+    m.insert("value".into(), v);
+    (m, Vec::new())
+}
+
+impl ServerHost {
+    async fn cache_get(&self, request: &Value) -> std::result::Result<HostReply, (String, String)> {
+        let (Some(cache), Some(key)) = (&self.services.cache, request["key"].as_str()) else {
+            return Ok(json_reply(Value::Null));
+        };
+        match cache.get(&format!("{CACHE_PREFIX}{key}")).await {
+            Ok(Some(e)) => {
+                let mut m = Map::new();
+                m.insert("ok".into(), true.into());
+                m.insert("kind".into(), "bytes".into());
+                Ok((m, e.value.to_vec()))
+            }
+            // A cache that fails is a miss: the function runs.
+            _ => Ok(json_reply(Value::Null)),
+        }
+    }
+
+    async fn cache_put(
+        &self,
+        request: &Value,
+        payload: Vec<u8>,
+    ) -> std::result::Result<HostReply, (String, String)> {
+        if let (Some(cache), Some(key)) = (&self.services.cache, request["key"].as_str()) {
+            let ttl = request["max_age"]
+                .as_str()
+                .and_then(|t| fused_core::MaxAge::parse(t).ok())
+                .map_or(Duration::from_secs(12 * 3600), |m| m.duration());
+            if let Err(e) = cache
+                .put(&format!("{CACHE_PREFIX}{key}"), payload.into(), ttl)
+                .await
+            {
+                tracing::warn!("@fused.cache could not keep a result: {e}");
+            }
+        }
+        Ok(json_reply(Value::Null))
+    }
+
     async fn run(&self, request: &Value) -> std::result::Result<HostReply, (String, String)> {
         let bad = |m: &str| ("ValueError".to_owned(), m.to_owned());
-        if request["op"] != "run" {
-            return Err(bad("the host answers fused.run only"));
-        }
+        let executor = self
+            .services
+            .executor
+            .as_ref()
+            .ok_or_else(|| bad("fused.run inside this UDF has no host to run UDFs"))?;
         let name = request["udf"]
             .as_str()
             .ok_or_else(|| bad("fused.run needs a UDF name"))?;
@@ -126,8 +202,7 @@ impl ExecutorHost {
         };
         let mut call = UdfCall::new(target, args).with_timeout(self.timeout);
         call.recursion = self.recursion;
-        let out = self
-            .executor
+        let out = executor
             .execute(call)
             .await
             .map_err(|e| ("RuntimeError".to_owned(), e.to_string()))?
@@ -182,20 +257,14 @@ impl Handler for PythonHandler {
     ) -> BoxFuture<'static, std::result::Result<Output, UdfFailure>> {
         let (pool, source, timeout) = (Arc::clone(&self.pool), self.source.clone(), self.timeout);
         let nested = ctx.recursion() > 1;
-        let host = self.executor.clone().map(|executor| ExecutorHost {
-            executor,
+        let host = ServerHost {
+            services: self.services.clone(),
             recursion: ctx.recursion() + 1,
             timeout,
-        });
+        };
         Box::pin(async move {
             let reply = pool
-                .call(
-                    &source,
-                    &params,
-                    timeout,
-                    host.as_ref().map(|h| h as &dyn Host),
-                    nested,
-                )
+                .call(&source, &params, timeout, Some(&host as &dyn Host), nested)
                 .await
                 .map_err(|e| match e {
                     Error::Timeout { .. } => UdfFailure::timeout(timeout),
@@ -292,15 +361,15 @@ fn output_of(r: Returned) -> std::result::Result<Output, String> {
 /// The UDF of `meta` (its `code`, `entrypoint` and headers), compiled once on `pool` to read
 /// its signature; each call runs there within `timeout`.
 pub async fn code_udf(pool: &Arc<PythonPool>, meta: UdfMeta, timeout: Duration) -> Result<Udf> {
-    code_udf_calling(pool, meta, timeout, None).await
+    code_udf_calling(pool, meta, timeout, Services::default()).await
 }
 
-/// [`code_udf`], its `fused.run(name)` calls run by `executor`.
+/// [`code_udf`] using `services` of its host while it runs.
 pub async fn code_udf_calling(
     pool: &Arc<PythonPool>,
     meta: UdfMeta,
     timeout: Duration,
-    executor: Option<Arc<dyn Executor>>,
+    services: Services,
 ) -> Result<Udf> {
     let source = Source {
         code: meta.code.clone(),
@@ -322,7 +391,7 @@ pub async fn code_udf_calling(
         pool: Arc::clone(pool),
         source,
         timeout,
-        executor,
+        services,
     };
     Ok(Udf::from_parts(meta, schema, Arc::new(handler)))
 }

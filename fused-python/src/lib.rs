@@ -26,7 +26,7 @@ mod protocol;
 mod runtime;
 mod worker;
 
-pub use code_udf::{code_udf, code_udf_calling, schema_of};
+pub use code_udf::{Services, code_udf, code_udf_calling, schema_of};
 pub use pool::PythonPool;
 pub use protocol::{Compiled, Host, Param, PyError, Reply, Returned, Source};
 pub use runtime::PythonRuntime;

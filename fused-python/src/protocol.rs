@@ -37,8 +37,12 @@ impl Source {
 /// fields (`ok`, `kind`, `value` …, as a call's reply) and an optional payload.
 #[async_trait::async_trait]
 pub trait Host: Send + Sync {
-    /// Answers one request.
-    async fn call(&self, request: Value) -> (serde_json::Map<String, Value>, Vec<u8>);
+    /// Answers one request (and the bytes it came with).
+    async fn call(
+        &self,
+        request: Value,
+        payload: Vec<u8>,
+    ) -> (serde_json::Map<String, Value>, Vec<u8>);
 }
 
 /// A Python exception, as the caller sees it.

@@ -11,7 +11,7 @@ use fused_core::udf::CodeRuntime;
 use fused_core::{Udf, UdfFailure, UdfMeta};
 
 use crate::Error;
-use crate::code_udf::code_udf_calling;
+use crate::code_udf::{Services, code_udf_calling};
 use crate::pool::PythonPool;
 
 /// Definitions kept loaded at most (past it, the oldest half is dropped).
@@ -24,7 +24,7 @@ pub struct PythonRuntime {
     timeout: Duration,
     loaded: Mutex<HashMap<u64, (u64, Arc<Udf>)>>,
     clock: std::sync::atomic::AtomicU64,
-    executor: Option<Arc<dyn fused_core::Executor>>,
+    services: Services,
 }
 
 impl PythonRuntime {
@@ -35,14 +35,21 @@ impl PythonRuntime {
             timeout,
             loaded: Mutex::new(HashMap::new()),
             clock: std::sync::atomic::AtomicU64::new(0),
-            executor: None,
+            services: Services::default(),
         }
     }
 
     /// Runs the UDFs' own `fused.run(name)` calls with `executor` (a server's).
     #[must_use]
     pub fn with_executor(mut self, executor: Arc<dyn fused_core::Executor>) -> Self {
-        self.executor = Some(executor);
+        self.services.executor = Some(executor);
+        self
+    }
+
+    /// Keeps the UDFs' `@fused.cache` results in `cache` (a server's).
+    #[must_use]
+    pub fn with_cache(mut self, cache: Arc<dyn fused_core::Cache>) -> Self {
+        self.services.cache = Some(cache);
         self
     }
 
@@ -74,7 +81,7 @@ impl CodeRuntime for PythonRuntime {
             &self.pool,
             meta.clone(),
             self.timeout,
-            self.executor.clone(),
+            self.services.clone(),
         )
         .await
         .map(Arc::new)

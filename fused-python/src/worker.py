@@ -37,8 +37,40 @@ def _install_fused():
     def udf(fn=None, **_options):
         return (lambda f: f) if fn is None else fn
 
-    def cache(fn=None, **_options):
-        return (lambda f: f) if fn is None else fn
+    def cache(fn=None, **options):
+        """Results kept in the host's cache, keyed by the function's code and its arguments
+        (pickled); `cache_max_age` as in Fused (`"12h"`, seconds), default 12 hours."""
+        if fn is None:
+            return lambda f: cache(f, **options)
+        import functools
+        import hashlib
+        import inspect
+        import pickle
+        try:
+            source = inspect.getsource(fn)
+        except (OSError, TypeError):
+            source = fn.__qualname__
+
+        @functools.wraps(fn)
+        def cached(*args, **kwargs):
+            try:
+                key = hashlib.sha256(
+                    source.encode() + pickle.dumps((args, sorted(kwargs.items())))).hexdigest()
+            except Exception:  # noqa: BLE001 — arguments that do not pickle: no cache
+                return fn(*args, **kwargs)
+            hit = _host({"op": "cache_get", "key": key})
+            if hit is not None:
+                return pickle.loads(hit)
+            value = fn(*args, **kwargs)
+            try:
+                blob = pickle.dumps(value)
+            except Exception:  # noqa: BLE001 — results that do not pickle are not kept
+                return value
+            _host({"op": "cache_put", "key": key,
+                   "max_age": str(options.get("cache_max_age", "12h"))}, blob)
+            return value
+
+        return cached
 
     def run(udf, *args, **params):
         """Runs a UDF: a function of this code in this process, a name or token on the
@@ -62,9 +94,9 @@ class HostError(RuntimeError):
         self.cls = cls
 
 
-def _host(request):
+def _host(request, payload=None):
     """Asks the host (from inside a UDF call) and waits for its answer."""
-    _write({"callback": request})
+    _write({"callback": request}, payload)
     reply = _read()
     if reply is None:
         raise HostError("EOFError", "the host closed the worker's input")
@@ -73,6 +105,8 @@ def _host(request):
         err = reply.get("error") or {}
         raise HostError(err.get("class", "Error"), err.get("message", ""))
     kind = reply.get("kind")
+    if kind == "bytes":
+        return payload
     if kind == "json":
         return reply.get("value")
     if kind == "arrow":

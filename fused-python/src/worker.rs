@@ -243,7 +243,7 @@ impl PythonWorker {
                     return Ok((h, payload));
                 };
                 let (reply, bytes) = match host {
-                    Some(host) => host.call(request.clone()).await,
+                    Some(host) => host.call(request.clone(), payload).await,
                     None => {
                         let mut m = Map::new();
                         m.insert("ok".into(), false.into());

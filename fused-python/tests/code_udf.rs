@@ -200,15 +200,14 @@ async fn a_code_udf_calls_other_udfs_through_the_host_within_the_recursion_limit
         Arc::new(fused_jobs::LocalExecutor::new(Arc::clone(&registry)));
     let pool = PythonPool::new(WorkerConfig::new(python()), 2);
     let t = Duration::from_secs(20);
+    let services = fused_python::Services {
+        executor: Some(Arc::clone(&executor)),
+        cache: None,
+    };
     let caller = "@fused.udf\ndef udf(n: int = 1):\n    return fused.run('double', n=n) + 1\n";
-    let udf = fused_python::code_udf_calling(
-        &pool,
-        meta("caller", caller),
-        t,
-        Some(Arc::clone(&executor)),
-    )
-    .await
-    .unwrap();
+    let udf = fused_python::code_udf_calling(&pool, meta("caller", caller), t, services.clone())
+        .await
+        .unwrap();
     registry.register(udf).unwrap();
     let r = executor
         .execute(UdfCall::new(
@@ -226,14 +225,9 @@ async fn a_code_udf_calls_other_udfs_through_the_host_within_the_recursion_limit
     );
     // A UDF calling itself stops at the limit with the host's error, inside Python.
     let looping = "@fused.udf\ndef udf():\n    return fused.run('looping')\n";
-    let udf = fused_python::code_udf_calling(
-        &pool,
-        meta("looping", looping),
-        t,
-        Some(Arc::clone(&executor)),
-    )
-    .await
-    .unwrap();
+    let udf = fused_python::code_udf_calling(&pool, meta("looping", looping), t, services.clone())
+        .await
+        .unwrap();
     registry.register(udf).unwrap();
     let r = executor
         .execute(UdfCall::new(UdfRef::Name("looping".into()), Args::new()))
@@ -241,4 +235,53 @@ async fn a_code_udf_calls_other_udfs_through_the_host_within_the_recursion_limit
         .unwrap();
     let e = r.into_output().unwrap_err();
     assert!(e.message.contains("recursion"), "{e:?}");
+}
+
+#[tokio::test]
+async fn fused_cache_keeps_results_in_the_hosts_cache() {
+    let cache: Arc<dyn fused_core::Cache> = Arc::new(fused_cache::MemoryCache::new(1 << 20));
+    let pool = PythonPool::new(WorkerConfig::new(python()), 1);
+    let services = fused_python::Services {
+        executor: None,
+        cache: Some(Arc::clone(&cache)),
+    };
+    // The cached function counts its real runs in a file: a hit does not run it.
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("runs");
+    let code = format!(
+        "@fused.udf\ndef udf(n: int = 1):\n    @fused.cache\n    def slow(k):\n        with open({:?}, 'a') as f:\n            f.write('x')\n        return [k, k * k]\n    return slow(n)\n",
+        counter.display().to_string()
+    );
+    let udf = fused_python::code_udf_calling(
+        &pool,
+        meta("cached", &code),
+        Duration::from_secs(20),
+        services,
+    )
+    .await
+    .unwrap();
+    let mut outs = Vec::new();
+    for n in ["3", "3", "4", "3"] {
+        let bound = udf.bind(&Args::from_pairs([("n", n)]), None).unwrap();
+        let out = udf
+            .invoke(RunContext::new("r", "cached", None, 0), bound)
+            .await
+            .unwrap();
+        outs.push(out);
+    }
+    assert!(
+        matches!(&outs[1], Output::Json(v) if v == &json!([3, 9])),
+        "{:?}",
+        outs[1]
+    );
+    assert!(
+        matches!(&outs[2], Output::Json(v) if v == &json!([4, 16])),
+        "{:?}",
+        outs[2]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        "xx",
+        "two distinct arguments, two runs"
+    );
 }
