@@ -83,7 +83,13 @@ def _install_fused():
 
     m.udf, m.cache, m.run = udf, cache, run
     m.__fused_rs__ = True
+    # Annotation types UDFs use (`bounds: fused.types.Bounds`): names only.
+    t = types.ModuleType("fused.types")
+    for name in ("Bounds", "Tile", "TileXYZ", "TileGDF", "ViewportGDF"):
+        setattr(t, name, type(name, (), {}))
+    m.types = t
     sys.modules["fused"] = m
+    sys.modules["fused.types"] = t
 
 
 class HostError(RuntimeError):

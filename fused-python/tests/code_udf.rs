@@ -285,3 +285,43 @@ async fn fused_cache_keeps_results_in_the_hosts_cache() {
         "two distinct arguments, two runs"
     );
 }
+
+#[tokio::test]
+async fn the_corpus_loads_and_runs_locally() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/udfs");
+    let pool = PythonPool::new(WorkerConfig::new(python()), 1);
+    let t = Duration::from_secs(30);
+    let mut ran = Vec::new();
+    for entry in std::fs::read_dir(&corpus).unwrap() {
+        let path = entry.unwrap().path();
+        let m = UdfMeta::load(&path).unwrap();
+        let name = m.display_name().to_owned();
+        let udf = code_udf(&pool, m, t).await.unwrap();
+        let tile = Tile { x: 4, y: 2, z: 3 };
+        let takes_tile = udf.takes_bounds();
+        let bound = udf.bind(&Args::new(), takes_tile.then_some(tile));
+        let out = match bound {
+            Ok(b) => {
+                udf.invoke(
+                    RunContext::new("r", &name, takes_tile.then_some(tile), 0),
+                    b,
+                )
+                .await
+            }
+            Err(e) => panic!("{name}: {e}"),
+        };
+        match (name.as_str(), out) {
+            ("raises", Err(e)) => assert_eq!(e.class, "RuntimeError"),
+            ("csv_reader", Err(e)) => assert!(e.message.contains("path is required")),
+            ("hello_typed", Ok(Output::Json(v))) => assert_eq!(v, json!("Hello, world!")),
+            ("with_header", Ok(Output::Json(v))) => assert_eq!(v, json!({"scaled": 20.0})),
+            ("points_gdf" | "nested_cache" | "tile_bounds", Ok(Output::Table(t))) => {
+                assert!(t.num_rows() > 0, "{name}")
+            }
+            ("raster_array", Ok(Output::Raster(r))) => assert_eq!(r.width(), 16),
+            (n, other) => panic!("{n}: {other:?}"),
+        }
+        ran.push(name);
+    }
+    assert_eq!(ran.len(), 8, "{ran:?}");
+}

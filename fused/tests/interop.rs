@@ -412,6 +412,31 @@ fn udf_folders_and_zips_cross_between_the_sdk_and_us() {
 
 /// Runs the `fused` binary against `server` and returns (success, stdout, stderr).
 #[test]
+fn the_udf_corpus_runs_over_https_by_token_from_the_sdk() {
+    let corpus = workspace().join("tests/udfs");
+    let names: Vec<String> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    let secret = ServerSecret::new(SECRET);
+    let tokens: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .map(|n| (n.clone(), secret.token_for(n).into()))
+        .collect();
+    let dir = corpus.display().to_string();
+    let s = Server::start_args(true, &["--udfs", &dir]);
+    run_python(
+        "udf_corpus.py",
+        Some(&s),
+        &[(
+            "FUSED_TEST_CORPUS_TOKENS",
+            serde_json::Value::Object(tokens).to_string(),
+        )],
+    );
+}
+
+#[test]
 fn a_folder_of_udfs_is_served_and_reloaded() {
     let udfs = tempfile::tempdir().unwrap();
     std::fs::write(
