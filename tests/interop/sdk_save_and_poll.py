@@ -65,6 +65,11 @@ df = fused.run(squares, n="3")
 assert df["x"].tolist() == [0, 1, 4], df
 
 
+# Fanned out: the SDK's fused.submit runs the posted code once per input on the server.
+df = fused.submit(squares, [1, 2, 3])
+assert len(df) == 1 + 2 + 3 and sorted(df["x"].tolist()) == [0, 0, 0, 1, 1, 4], df
+
+
 @fused.udf
 def fails(k: int = 1):
     x = k + 1
