@@ -445,6 +445,22 @@ fn a_folder_of_udfs_is_served_and_reloaded() {
     )
     .unwrap();
     std::fs::write(udfs.path().join("broken.py"), "@fused.udf\ndef udf(:\n").unwrap();
+    // Bad UDFs: one that never returns, one that kills its own process, one printing megabytes.
+    std::fs::write(
+        udfs.path().join("sleepy.py"),
+        "@fused.udf\ndef udf():\n    import time\n    time.sleep(600)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        udfs.path().join("killer.py"),
+        "@fused.udf\ndef udf():\n    import os\n    os._exit(9)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        udfs.path().join("chatty.py"),
+        "@fused.udf\ndef udf():\n    print('y' * 8_000_000)\n    return 'done'\n",
+    )
+    .unwrap();
     // A code UDF calling a native one through the server (a table comes back as a DataFrame).
     std::fs::write(
         udfs.path().join("calls.py"),
@@ -461,7 +477,7 @@ fn a_folder_of_udfs_is_served_and_reloaded() {
         .to_directory(&udfs.path().join("squares"), false)
         .unwrap();
     let dir = udfs.path().display().to_string();
-    let s = Server::start_args(false, &["--udfs", &dir]);
+    let s = Server::start_args(false, &["--udfs", &dir, "--run-timeout", "3"]);
     // Each has its default shared token, as native UDFs do.
     let token = ServerSecret::new(SECRET).token_for("greet");
     let head = get_headers(

@@ -38,6 +38,18 @@ def wait_for(check, what, seconds=15):
         time.sleep(0.3)
 
 
+# Bad UDFs fail their own call only, with a clear error, and the server goes on.
+for name, want in [("sleepy", "3"), ("killer", "died")]:
+    try:
+        fused.run(name)
+        raise AssertionError(f"{name} must fail")
+    except AssertionError:
+        raise
+    except Exception as e:  # noqa: BLE001 — UdfRuntimeError, or the polled run's error
+        assert want in str(e), (name, str(e))
+    assert fused.run("greet", name="after") == "Hello, after!"
+assert fused.run("chatty") == "done"
+
 # Edited: the new code serves within seconds.
 (udfs / "greet.py").write_text(
     "@fused.udf\ndef udf(name: str = 'world'):\n    return f'Bonjour, {name}!'\n")
