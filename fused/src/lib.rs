@@ -38,6 +38,7 @@ pub mod demos;
 mod error;
 pub mod h3_job;
 pub mod ingest_job;
+pub mod load;
 mod local;
 pub mod run_cache;
 pub mod udf_dir;

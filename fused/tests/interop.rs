@@ -485,6 +485,17 @@ fn a_folder_of_udfs_is_served_and_reloaded() {
         &format!("/v1/realtime-shared/{token}/run?name=t&format=json"),
     );
     assert!(head.starts_with("http/1.1 200"), "{head}");
+    // fused::load by token and by name, through the server.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = owner_api(&s);
+    let by_token = rt.block_on(fused::load::load(&token, Some(&api))).unwrap();
+    assert!(
+        by_token.code.contains("Hello, {name}!"),
+        "{}",
+        by_token.code
+    );
+    let by_name = rt.block_on(fused::load::load("greet", Some(&api))).unwrap();
+    assert_eq!(by_name.code, by_token.code);
     run_python("udf_dir.py", Some(&s), &[("FUSED_TEST_UDFS", dir.clone())]);
 }
 

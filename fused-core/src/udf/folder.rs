@@ -164,6 +164,12 @@ impl UdfMeta {
         }
     }
 
+    /// A UDF from the files of a folder in the SDK's layout, read by `read(file name)` (a
+    /// folder fetched over HTTP, for example): `meta.json`, then the files it names.
+    pub fn from_folder_files(read: impl FnMut(&str) -> Result<String>) -> Result<Self> {
+        from_files(read)
+    }
+
     /// A UDF from Python source: the entrypoint is the single function decorated with
     /// `@fused.udf` / `@udf` (or, among several, the one named `udf`); the name is `name` or
     /// the entrypoint.

@@ -486,6 +486,15 @@ impl FusedApi {
         Ok(out)
     }
 
+    /// The UDF a shared token runs.
+    pub async fn get_udf_by_token(&self, token: &str) -> Result<UdfMeta> {
+        let enc = percent_encoding::utf8_percent_encode(token, PATH_SEGMENT).to_string();
+        let r = self
+            .get_json(&format!("/udf/shared/by-token/{enc}"), &[])
+            .await?;
+        record_meta(&r).ok_or_else(|| Error::InvalidUdf(format!("{token}: unreadable body")))
+    }
+
     /// A saved UDF by id, `email/name`, `handle/name`, `team/name` or the caller's name.
     pub async fn get_udf(&self, reference: &str) -> Result<UdfMeta> {
         let r = self.udf_record(reference).await?;
