@@ -81,6 +81,50 @@ def _install_fused():
             raise TypeError("fused.run(name, ...) takes parameters by name")
         return _host({"op": "run", "udf": str(udf), "params": params})
 
+    def submit(udf, arg_list, **_options):
+        """Runs `udf` once per input (a dict of parameters, or the value of its first one),
+        one after the other through `fused.run`; DataFrames are concatenated, other results
+        listed."""
+        results = []
+        for item in arg_list:
+            if isinstance(item, dict):
+                results.append(run(udf, **item))
+            elif callable(udf):
+                results.append(udf(item))
+            else:
+                raise TypeError("fused.submit(name, [...]) takes dicts of parameters")
+        if results and all(type(r).__name__ in ("DataFrame", "GeoDataFrame") for r in results):
+            import pandas as pd
+            return pd.concat(results, ignore_index=True)
+        return results
+
+    scratch = os.path.join(os.environ.get("TMPDIR", "/tmp"), "fused-rs-files")
+
+    def file_path(name="", mkdir=True):
+        """A path under this machine's scratch folder for UDF files (kept between calls)."""
+        path = os.path.join(scratch, *[p for p in str(name).split("/") if p not in ("", ".", "..")])
+        if mkdir:
+            os.makedirs(path if not os.path.splitext(path)[1] else os.path.dirname(path),
+                        exist_ok=True)
+        return path
+
+    def download(url, file_path_=None, **_options):
+        """Downloads `url` once into the scratch folder; its local path."""
+        import hashlib
+        import urllib.request
+        name = file_path_ or hashlib.sha256(url.encode()).hexdigest()[:24] + "-" + \
+            os.path.basename(url.split("?")[0])
+        target = file_path(os.path.join("downloads", name))
+        if not os.path.exists(target):
+            tmp = target + ".part"
+            with urllib.request.urlopen(url) as r, open(tmp, "wb") as f:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+            os.replace(tmp, target)
+        return target
+
+    m.submit, m.file_path, m.download = submit, file_path, download
+    m.options = types.SimpleNamespace(cache_directory=scratch)
     m.udf, m.cache, m.run = udf, cache, run
     m.__fused_rs__ = True
     # Annotation types UDFs use (`bounds: fused.types.Bounds`): names only.

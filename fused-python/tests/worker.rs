@@ -266,3 +266,26 @@ async fn a_udf_past_the_memory_limit_gets_a_memory_error_and_the_worker_lives() 
         .unwrap();
     assert_eq!(r.result, Ok(Returned::Json(json!(8 << 20))));
 }
+
+#[tokio::test]
+async fn file_path_download_and_submit_inside_a_udf() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("data.txt");
+    std::fs::write(&src, "payload").unwrap();
+    let mut cfg = WorkerConfig::new(python());
+    cfg.env.retain(|(k, _)| k != "TMPDIR");
+    cfg.env
+        .push(("TMPDIR".into(), tmp.path().display().to_string()));
+    let mut w = PythonWorker::start(&cfg).await.unwrap();
+    let code = format!(
+        "@fused.udf\ndef udf():\n    p = fused.download('file://{}')\n    again = fused.download('file://{}')\n    out = fused.file_path('work/out.txt')\n    open(out, 'w').write(open(p).read().upper())\n    squares = fused.submit(lambda n: n * n, [1, 2, 3])\n    return [p == again, open(out).read(), squares, out.startswith(fused.options.cache_directory)]\n",
+        src.display(),
+        src.display()
+    );
+    let c = w.compile(&code, None).await.unwrap();
+    let r = w.call(&c.udf, &Map::new(), SECOND).await.unwrap();
+    assert_eq!(
+        r.result,
+        Ok(Returned::Json(json!([true, "PAYLOAD", [1, 4, 9], true])))
+    );
+}
