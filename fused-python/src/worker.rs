@@ -30,6 +30,9 @@ pub struct WorkerConfig {
     pub start_timeout: Duration,
     /// Address space a worker may use (bytes); a UDF past it gets a `MemoryError`.
     pub memory_limit: Option<u64>,
+    /// Run workers as this OS user (and its group), through `setpriv`: the server must run as
+    /// root, and the interpreter must be readable by that user.
+    pub run_as: Option<String>,
 }
 
 impl WorkerConfig {
@@ -47,7 +50,15 @@ impl WorkerConfig {
             ],
             start_timeout: Duration::from_secs(30),
             memory_limit: None,
+            run_as: None,
         }
+    }
+
+    /// Runs workers as the OS user `user`.
+    #[must_use]
+    pub fn with_user(mut self, user: impl Into<String>) -> Self {
+        self.run_as = Some(user.into());
+        self
     }
 
     /// Sets the memory limit of each worker.
@@ -72,7 +83,22 @@ pub struct PythonWorker {
 impl PythonWorker {
     /// Starts a worker and waits until it is ready.
     pub async fn start(cfg: &WorkerConfig) -> Result<Self> {
-        let mut cmd = Command::new(&cfg.python);
+        let mut cmd = match &cfg.run_as {
+            Some(user) => {
+                let (uid, gid) = user_ids(user).ok_or_else(|| Error::Spawn {
+                    python: cfg.python.display().to_string(),
+                    source: std::io::Error::other(format!("no OS user {user:?} (/etc/passwd)")),
+                })?;
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--init-groups")
+                    .arg("--")
+                    .arg(&cfg.python);
+                c
+            }
+            None => Command::new(&cfg.python),
+        };
         cmd.arg("-c")
             .arg(WORKER)
             .env_clear()
@@ -281,4 +307,15 @@ impl PythonWorker {
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// The uid and primary gid of an OS user, from `/etc/passwd`.
+fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&user) && f.len() > 3)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .flatten()
+    })
 }

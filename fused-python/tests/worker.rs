@@ -289,3 +289,31 @@ async fn file_path_download_and_submit_inside_a_udf() {
         Ok(Returned::Json(json!([true, "PAYLOAD", [1, 4, 9], true])))
     );
 }
+
+#[tokio::test]
+async fn workers_run_as_another_os_user_when_asked() {
+    // Needs root (to switch users) and an interpreter `nobody` can read: the system's.
+    let system = Path::new("/usr/bin/python3");
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root || !system.exists() {
+        eprintln!("skipped: not root, or no /usr/bin/python3");
+        return;
+    }
+    let secret = tempfile::tempdir().unwrap();
+    let file = secret.path().join("server-only.txt");
+    std::fs::write(&file, "secret").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = WorkerConfig::new(system).with_user("nobody");
+    let mut w = PythonWorker::start(&cfg).await.unwrap();
+    let code = format!(
+        "@fused.udf\ndef udf():\n    import os\n    try:\n        open({:?}).read()\n        readable = True\n    except PermissionError:\n        readable = False\n    return [os.getuid(), readable]\n",
+        file.display().to_string()
+    );
+    let c = w.compile(&code, None).await.unwrap();
+    let r = w.call(&c.udf, &Map::new(), SECOND).await.unwrap();
+    assert_eq!(r.result, Ok(Returned::Json(json!([65534, false]))));
+}

@@ -66,6 +66,10 @@ pub(crate) struct ServeArgs {
     /// 0: no limit.
     #[arg(long, default_value_t = 8192)]
     python_memory_mb: u64,
+    /// Run Python workers as this OS user (the server must run as root; the interpreter must
+    /// be readable by that user), so UDF code cannot read the server's files.
+    #[arg(long, env = "FUSED_PYTHON_USER")]
+    python_user: Option<String>,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, requires = "tls_key", env = "FUSED_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -137,6 +141,9 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         let mut cfg = fused_python::WorkerConfig::new(&a.python);
         if a.python_memory_mb > 0 {
             cfg = cfg.with_memory_limit(a.python_memory_mb << 20);
+        }
+        if let Some(user) = &a.python_user {
+            cfg = cfg.with_user(user);
         }
         let pool = fused_python::PythonPool::new(cfg, workers);
         let warm = Arc::clone(&pool);
