@@ -75,8 +75,10 @@ def _install_fused():
     def run(udf, *args, **params):
         """Runs a UDF: a function of this code in this process, a name or token on the
         host (which applies its recursion limit)."""
-        if callable(udf):
+        if callable(udf) and not isinstance(udf, _Remote):
             return udf(*args, **params)
+        if isinstance(udf, _Remote):
+            udf = udf.name
         if args:
             raise TypeError("fused.run(name, ...) takes parameters by name")
         return _host({"op": "run", "udf": str(udf), "params": params})
@@ -123,7 +125,32 @@ def _install_fused():
             os.replace(tmp, target)
         return target
 
-    m.submit, m.file_path, m.download = submit, file_path, download
+    class _Remote:
+        """A UDF of the host, by name: calling it runs it there."""
+
+        def __init__(self, name):
+            self.name = name
+
+        def __call__(self, *args, **params):
+            return run(self.name, *args, **params)
+
+        def __repr__(self):
+            return f"<UDF {self.name} (on the host)>"
+
+    def load(ref, **_options):
+        """Code (text with a line break) or a `.py` file: its UDF function, compiled here; a
+        name or token: a callable that runs it on the host."""
+        ref = str(ref)
+        if "\n" in ref or ref.endswith(".py"):
+            code = ref if "\n" in ref else open(ref).read()
+            tree = ast.parse(code, "<loaded>")
+            name = _entrypoint(tree, None)
+            ns = {"fused": m}
+            exec(compile(tree, "<loaded>", "exec"), ns)
+            return ns[name]
+        return _Remote(ref)
+
+    m.submit, m.file_path, m.download, m.load = submit, file_path, download, load
     m.options = types.SimpleNamespace(cache_directory=scratch)
     m.udf, m.cache, m.run = udf, cache, run
     m.__fused_rs__ = True

@@ -204,7 +204,7 @@ async fn a_code_udf_calls_other_udfs_through_the_host_within_the_recursion_limit
         executor: Some(Arc::clone(&executor)),
         cache: None,
     };
-    let caller = "@fused.udf\ndef udf(n: int = 1):\n    return fused.run('double', n=n) + 1\n";
+    let caller = "@fused.udf\ndef udf(n: int = 1):\n    local = fused.load('@fused.udf\\ndef udf(k: int = 0):\\n    return k\\n')\n    return fused.run('double', n=n) + fused.load('double')(n=local(k=0)) + 1\n";
     let udf = fused_python::code_udf_calling(&pool, meta("caller", caller), t, services.clone())
         .await
         .unwrap();
