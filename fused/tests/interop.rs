@@ -1045,6 +1045,38 @@ fn job_config(udf: &str, input: serde_json::Value) -> serde_json::Value {
 }
 
 #[test]
+fn a_batch_job_runs_a_python_udf_over_its_inputs() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = Server::start();
+    let mut meta = fused::UdfMeta::from_code(
+        "@fused.udf\ndef udf(x: int = 1):\n    print(f'doubling {x}')\n    return x * 2\n",
+        Some("doubler"),
+    )
+    .unwrap();
+    meta.name = Some("doubler".into());
+    let udf: serde_json::Value = serde_json::from_str(&meta.to_json()).unwrap();
+    rt.block_on(async {
+        let api = owner_api(&s);
+        let config = serde_json::json!({"name": "py", "steps": [{"type": "udf", "udf": udf,
+            "input": [1, 2, 3]}]});
+        let job = api.start_job(config).await.unwrap();
+        let (done, logs) = finish_job(&api, &job.job_id, 60).await;
+        assert_eq!(done.job_status.as_deref(), Some("Done"), "{logs:?}");
+        let text = logs.join("\n");
+        assert!(text.contains("Run #2 success"), "{text}");
+        // Code that does not compile is refused at start, with the reason.
+        let mut broken = meta.clone();
+        broken.code = "@fused.udf\ndef udf(:\n".into();
+        let udf: serde_json::Value = serde_json::from_str(&broken.to_json()).unwrap();
+        let e = api
+            .start_job(serde_json::json!({"steps": [{"type": "udf", "udf": udf, "input": [1]}]}))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("SyntaxError"), "{e}");
+    });
+}
+
+#[test]
 fn the_cli_follows_jobs_and_workers_run_them() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let s = Server::start();

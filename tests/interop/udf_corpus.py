@@ -6,11 +6,15 @@ import json
 import os
 import tempfile
 
-import fused
-import mercantile
-import numpy as np
-import shapely
-from fused.types import UdfRuntimeError
+# The owner's API token: loading a UDF's code (for fused.submit) needs one; runs by token do not.
+os.environ["FUSED_AUTH_TOKEN"] = os.environ["FUSED_TEST_OWNER_TOKEN"]
+os.environ["FUSED_AUTH_TOKEN_TYPE"] = "Fused-Env-Bearer"
+
+import fused  # noqa: E402
+import mercantile  # noqa: E402
+import numpy as np  # noqa: E402
+import shapely  # noqa: E402
+from fused.types import UdfRuntimeError  # noqa: E402
 
 base = os.environ["FUSED_TEST_BASE_URL"]
 fused.options.base_url = base
@@ -22,6 +26,10 @@ assert out == "HELLO, ADA! HELLO, ADA!", out
 
 gdf = fused.run(tok["points_gdf"], n=3)
 assert type(gdf).__name__ == "GeoDataFrame" and len(gdf) == 3 and gdf.crs.to_epsg() == 4326, gdf
+
+# Fanned out by the SDK's fused.submit, each input a run on the server.
+df = fused.submit(fused.load(tok["points_gdf"]), [{"n": 1}, {"n": 2}])
+assert len(df) == 3, df
 
 with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
     f.write("a,b\n1,x\n2,y\n3,z\n")
