@@ -94,6 +94,16 @@ assert tok.udf_slug == "squares", tok
 df = fused.run(tok.token, n=5)
 assert df["x"].tolist() == [0, 1, 4, 9, 16], df
 
+
+# Inside a UDF, fused.run reaches saved UDFs by name and shared tokens too.
+@fused.udf
+def relay(ref: str = "squares", n: int = 2):
+    return fused.run(ref, n=n)
+
+
+assert fused.run(relay, ref="squares", n=3)["x"].tolist() == [0, 1, 4]
+assert fused.run(relay, ref=tok.token, n=2)["x"].tolist() == [0, 1]
+
 # A revoked API token is refused.
 api = fused.api.FusedAPI()
 revoked = os.environ["FUSED_TEST_REVOKED_TOKEN"]

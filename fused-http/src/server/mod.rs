@@ -21,12 +21,14 @@ mod reply;
 mod secret;
 mod shared;
 mod tls;
+mod udf_executor;
 mod udfs;
 
 pub use identity::{TokenSource, owner_token};
 pub use jobs::UdfJob;
 pub use secret::ServerSecret;
 pub use tls::{load_tls_config, serve_tls};
+pub use udf_executor::ServerUdfExecutor;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

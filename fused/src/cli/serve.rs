@@ -158,7 +158,7 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         });
         let runtime: Arc<dyn fused_core::udf::CodeRuntime> = Arc::new(
             fused_python::PythonRuntime::new(pool, Duration::from_secs_f64(a.run_timeout))
-                .with_executor(Arc::clone(&state.executor))
+                .with_executor(state.udf_executor())
                 .with_cache(Arc::clone(&state.cache)),
         );
         state.set_code_runtime(Arc::clone(&runtime));
