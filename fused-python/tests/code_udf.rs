@@ -4,27 +4,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::python;
 use fused_core::udf::Header;
 use fused_core::{Args, Output, RunContext, Tile, UdfMeta};
 use fused_python::{PythonPool, WorkerConfig, code_udf};
 use serde_json::json;
-
-fn python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let p = std::env::var_os("FUSED_TEST_PYTHON")
-        .map(|p| root.join(p))
-        .unwrap_or_else(|| root.join("target/py/bin/python"));
-    assert!(
-        p.exists(),
-        "no Python test environment at {}: run `cargo xtask test`",
-        p.display()
-    );
-    p
-}
 
 fn meta(name: &str, code: &str) -> UdfMeta {
     let mut m = UdfMeta::new(name);

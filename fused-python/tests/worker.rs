@@ -4,25 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::Duration;
 
 use arrow::array::AsArray;
+use common::python;
 use fused_python::{Error, PythonWorker, Returned, WorkerConfig};
 use serde_json::{Map, Value, json};
-
-fn python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let p = std::env::var_os("FUSED_TEST_PYTHON")
-        .map(|p| root.join(p))
-        .unwrap_or_else(|| root.join("target/py/bin/python"));
-    assert!(
-        p.exists(),
-        "no Python test environment at {}: run `cargo xtask test`",
-        p.display()
-    );
-    p
-}
 
 fn params(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
