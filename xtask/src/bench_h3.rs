@@ -23,26 +23,9 @@ pub(crate) fn h3(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     // Written by h3.py with GDAL, as the issue sets it: tiled 512, deflate + predictor 3.
     let raster = work.join(format!("r{size}-tiled.tif"));
-    let venv = root().join("target/h3bench-py");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        sh(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    }
-    let ok = Command::new(&python)
-        .args(["-c", "import raster2dggs, h3ronpy, rasterio"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        sh(Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(PEERS))?;
-    }
+    let peers: Vec<String> = PEERS.iter().map(|p| (*p).to_owned()).collect();
+    let python =
+        crate::pyenv::ensure_venv(&root().join("target/h3bench-py"), &peers, &peers.join("\n"))?;
     println!(
         "\nbench h3 — {}, {} cores, {size} × {size} float32 raster (one run each)",
         cpu_model(),
