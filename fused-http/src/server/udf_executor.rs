@@ -40,7 +40,7 @@ impl Executor for ServerUdfExecutor {
                     let entry = state
                         .entry_by_slug(&state.owner, DEFAULT_COLLECTION, n)
                         .await
-                        .map_err(|e| Error::Options(format!("{e:?}")))?
+                        .map_err(|e| Error::Options(e.parts().2))?
                         .ok_or_else(|| unknown(n))?;
                     Some(
                         state
@@ -54,7 +54,7 @@ impl Executor for ServerUdfExecutor {
                 let grant = state
                     .grant(t)
                     .await
-                    .map_err(|e| Error::Options(format!("{e:?}")))?
+                    .map_err(|e| Error::Options(e.parts().2))?
                     .filter(|g| g.enabled)
                     .ok_or_else(|| unknown(t))?;
                 let target = grant.target.as_ref().ok_or_else(|| unknown(t))?;
