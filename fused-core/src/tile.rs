@@ -265,7 +265,7 @@ pub fn mercator_to_lonlat(x: f64, y: f64) -> (f64, f64) {
 }
 
 /// Lon/lat → position on the unit square (0,0 = north-west corner).
-fn lonlat_to_unit(lon: f64, lat: f64) -> (f64, f64) {
+pub(crate) fn lonlat_to_unit(lon: f64, lat: f64) -> (f64, f64) {
     let lon = lon.clamp(-180.0, 180.0);
     let lat = lat.clamp(-MAX_LATITUDE, MAX_LATITUDE);
     let x = (lon + 180.0) / 360.0;

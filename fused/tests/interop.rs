@@ -196,6 +196,30 @@ fn sdk_gets_the_h3_demo_as_hexagons_on_tiles() {
 }
 
 #[test]
+fn vector_tiles_decode_as_the_geojson_of_the_same_tile() {
+    let s = Server::start();
+    run_python("mvt_tiles.py", Some(&s), &[]);
+}
+
+/// Drives Debian's Chromium (which `cargo xtask test` installs); screenshots are kept in
+/// `target/test-artifacts/`.
+#[test]
+fn the_viewer_works_in_a_real_browser() {
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is missing: `cargo xtask test` installs it (apt-get install chromium)"
+    );
+    let corpus = workspace().join("tests/udfs");
+    let s = Server::start_args(false, &["--udfs", corpus.to_str().unwrap()]);
+    let artifacts = workspace().join("target/test-artifacts");
+    run_python(
+        "viewer.py",
+        Some(&s),
+        &[("FUSED_TEST_ARTIFACTS", artifacts.display().to_string())],
+    );
+}
+
+#[test]
 fn sdk_gets_a_geodataframe_over_https() {
     let s = Server::start_with(true);
     assert!(s.base().starts_with("https://"));

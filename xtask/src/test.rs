@@ -9,6 +9,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let passthrough: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
     let python = pyenv::ensure()?;
     ensure_postgres()?;
+    ensure_chromium()?;
     if lint {
         sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
         sh(cargo().args([
@@ -60,4 +61,15 @@ fn ensure_postgres() -> Result<(), String> {
     sh(Command::new("apt-get").args(["install", "-y", "-qq", "postgresql"])).map_err(|e| {
         format!("{e}\ninstall PostgreSQL's server (apt-get install postgresql) and run again")
     })
+}
+
+/// Debian's Chromium, which the viewer's end-to-end tests drive headless, installed when
+/// missing.
+fn ensure_chromium() -> Result<(), String> {
+    if std::path::Path::new("/usr/bin/chromium").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian's chromium (the viewer tests drive it headless)");
+    sh(Command::new("apt-get").args(["install", "-y", "-qq", "chromium"]))
+        .map_err(|e| format!("{e}\ninstall Chromium (apt-get install chromium) and run again"))
 }

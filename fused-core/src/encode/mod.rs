@@ -7,6 +7,7 @@
 mod codec;
 mod geojson;
 mod image;
+pub mod mvt;
 mod npy;
 mod parquet;
 mod tabular;
@@ -23,6 +24,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::output::Output;
+use crate::tile::Tile;
 
 /// A wire format a caller can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,11 +46,13 @@ pub enum Format {
     Tiff,
     /// numpy `.npy`: rasters.
     Npy,
+    /// Mapbox Vector Tile: tables with geometries, on tile calls only.
+    Mvt,
 }
 
 impl Format {
     /// Every format, in the order used when none is asked for.
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 9] = [
         Format::Parquet,
         Format::GeoJson,
         Format::Json,
@@ -57,6 +61,7 @@ impl Format {
         Format::Png,
         Format::Tiff,
         Format::Npy,
+        Format::Mvt,
     ];
 
     /// The name used in `format=` lists.
@@ -70,6 +75,7 @@ impl Format {
             Format::Png => "png",
             Format::Tiff => "tiff",
             Format::Npy => "npy",
+            Format::Mvt => "mvt",
         }
     }
 
@@ -84,6 +90,7 @@ impl Format {
             Format::Png => "image/png",
             Format::Tiff => "image/tiff",
             Format::Npy => "application/x-numpy-data",
+            Format::Mvt => mvt::CONTENT_TYPE,
         }
     }
 
@@ -98,12 +105,14 @@ impl Format {
             Format::Png => "png",
             Format::Tiff => "tif",
             Format::Npy => "npy",
+            Format::Mvt => "mvt",
         }
     }
 
-    /// True when this format can encode `output`.
+    /// True when this format can encode `output` (for [`Format::Mvt`]: on a tile call).
     pub fn accepts(self, output: &Output) -> bool {
         match output {
+            Output::Table(t) if self == Format::Mvt => t.geometry().is_some(),
             Output::Table(_) => {
                 matches!(
                     self,
@@ -173,7 +182,7 @@ pub struct FormatPrefs {
 
 impl FormatPrefs {
     /// Parses a comma-separated list; names this server does not know are remembered for the
-    /// error message but otherwise skipped, so `mvt,parquet` still gives Parquet.
+    /// error message but otherwise skipped, so `xml,parquet` still gives Parquet.
     pub fn parse(list: &str) -> Self {
         let mut p = Self::default();
         for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -210,10 +219,16 @@ impl FormatPrefs {
     /// The first format that can encode `output`; the default for the output when the list is
     /// empty; otherwise an error listing what would have worked.
     pub fn choose(&self, output: &Output) -> Result<Format> {
+        self.choose_for(output, false)
+    }
+
+    /// [`FormatPrefs::choose`] for a tile call (`tiled`), where vector tiles are possible too.
+    pub fn choose_for(&self, output: &Output, tiled: bool) -> Result<Format> {
         if self.is_empty() {
             return Ok(Format::default_for(output));
         }
-        if let Some(f) = self.known.iter().copied().find(|f| f.accepts(output)) {
+        let possible = |f: &Format| (tiled || *f != Format::Mvt) && f.accepts(output);
+        if let Some(f) = self.known.iter().copied().find(possible) {
             return Ok(f);
         }
         let asked: Vec<String> = self
@@ -224,7 +239,7 @@ impl FormatPrefs {
             .collect();
         let fits: Vec<&str> = Format::ALL
             .iter()
-            .filter(|f| f.accepts(output))
+            .filter(|f| possible(f))
             .map(|f| f.name())
             .collect();
         let why = match output {
@@ -232,6 +247,13 @@ impl FormatPrefs {
                 .err()
                 .map(|e| format!(" (png: {e})"))
                 .unwrap_or_default(),
+            _ if self.known.contains(&Format::Mvt) && !tiled => {
+                " (mvt: vector tiles are answered on tile calls, …/run/tiles/{z}/{x}/{y}?format=mvt)"
+                    .into()
+            }
+            Output::Table(t) if self.known.contains(&Format::Mvt) && t.geometry().is_none() => {
+                " (mvt: the table has no geometry column)".into()
+            }
             _ => String::new(),
         };
         Err(Error::Format(format!(
@@ -252,10 +274,24 @@ pub struct Encoded {
     pub body: Bytes,
 }
 
+/// The tile a tile call asked for, and the vector tile layer its features go to.
+#[derive(Debug, Clone, Copy)]
+pub struct TileLayer<'a> {
+    /// The tile.
+    pub tile: Tile,
+    /// The layer name (the UDF's name).
+    pub layer: &'a str,
+}
+
 /// Encodes `output` as `format` (which must accept it; see [`FormatPrefs::choose`]).
 ///
 /// `Bytes` outputs keep their own content type whatever the format; `Empty` is an empty body.
 pub fn encode(output: &Output, format: Format) -> Result<Encoded> {
+    encode_in(output, format, None)
+}
+
+/// [`encode`] on a tile call: vector tiles need the tile.
+pub fn encode_in(output: &Output, format: Format, tile: Option<TileLayer<'_>>) -> Result<Encoded> {
     let ct = |body: Vec<u8>| Encoded {
         content_type: format.content_type().to_owned(),
         body: body.into(),
@@ -278,6 +314,14 @@ pub fn encode(output: &Output, format: Format) -> Result<Encoded> {
         (Output::Raster(r), Format::Tiff) => Ok(ct(image::encode_tiff(r)?)),
         (Output::Raster(r), Format::Npy) => Ok(ct(encode_npy(r))),
         (Output::Json(v), Format::Json) => Ok(ct(serde_json::to_vec(v)?)),
+        (Output::Table(t), Format::Mvt) => match tile {
+            Some(TileLayer { tile, layer }) => {
+                Ok(ct(mvt::encode_mvt(t, tile, &mvt::MvtOptions::new(layer))?))
+            }
+            None => Err(Error::Format(
+                "vector tiles (mvt) are answered on tile calls only".into(),
+            )),
+        },
         (o, f) => Err(Error::Format(format!(
             "format {f} cannot encode {}",
             o.kind()
@@ -294,9 +338,11 @@ pub fn decode(content_type: &str, body: Bytes) -> Result<Output> {
     match content_type {
         "application/json" => Ok(Output::Json(serde_json::from_slice(&body)?)),
         "application/x-numpy-data" => Ok(Output::Raster(decode_npy(&body)?)),
-        "image/png" | "image/tiff" | "text/csv" | "application/vnd.apache.arrow.file" => {
-            Ok(Output::bytes(content_type, body))
-        }
+        "image/png"
+        | "image/tiff"
+        | "text/csv"
+        | "application/vnd.apache.arrow.file"
+        | mvt::CONTENT_TYPE => Ok(Output::bytes(content_type, body)),
         ct if ct.starts_with("text/") || ct.starts_with("image/") => Ok(Output::bytes(ct, body)),
         _ => Ok(Output::Table(decode_parquet(body)?)),
     }

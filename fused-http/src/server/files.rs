@@ -62,7 +62,7 @@ impl PathQuery {
 
 /// `scheme://host` this server is reached at, for the URLs it hands out: the configured public
 /// URL, else the request's `Host` (or HTTP/2 authority) and scheme.
-pub(crate) struct Origin(String);
+pub(crate) struct Origin(pub(crate) String);
 
 impl axum::extract::FromRequestParts<Arc<AppState>> for Origin {
     type Rejection = std::convert::Infallible;

@@ -8,6 +8,7 @@
 //! | saved UDFs (`/udf/…`) | `udfs` |
 //! | shared tokens (`/udf-access-token/…`) | `access` |
 //! | files (`/files/…`) | `files` |
+//! | the web viewer (`/`, `/viewer/…`, `/v1/viewer/catalog`) and TileJSON | `viewer` |
 
 mod access;
 mod auth;
@@ -23,6 +24,7 @@ mod shared;
 mod tls;
 mod udf_executor;
 mod udfs;
+mod viewer;
 
 pub use identity::{TokenSource, owner_token};
 pub use jobs::UdfJob;
@@ -68,6 +70,9 @@ pub struct ServerConfig {
     pub run_start_wait: Duration,
     /// Longest pause in an upload's data before the upload is abandoned (nothing of it stays).
     pub upload_idle_timeout: Duration,
+    /// An XYZ raster URL template (`https://…/{z}/{x}/{y}.png`) the viewer draws under UDFs;
+    /// none by default, so the page needs no internet.
+    pub basemap_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +88,7 @@ impl Default for ServerConfig {
             https: false,
             run_start_wait: Duration::from_secs(3),
             upload_idle_timeout: Duration::from_secs(60),
+            basemap_url: None,
         }
     }
 }
@@ -263,8 +269,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             &format!("{SHARED}/run/{TILE}"),
-            get(shared::shared_tile).layer(cors),
+            get(shared::shared_tile).layer(cors.clone()),
         )
+        .route(
+            &format!("{SHARED}/run/tiles.json"),
+            get(viewer::tilejson).layer(cors),
+        )
+        .route("/", get(viewer::index))
+        .route("/viewer/{file}", get(viewer::asset))
+        .route("/v1/viewer/catalog", get(viewer::catalog))
         .route(&format!("{RT}/start"), post(realtime::file::<true>))
         .route(&format!("{RT}/start/{TILE}"), post(realtime::tile::<true>))
         .route(RT, post(realtime::file::<false>))

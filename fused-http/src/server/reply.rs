@@ -93,6 +93,12 @@ impl From<ApiError> for Reply {
 /// for a format that cannot encode the output — so concurrent callers of one key share it;
 /// only 200s are stored.
 pub(crate) async fn compute_reply(state: &AppState, call: UdfCall, formats: &FormatPrefs) -> Reply {
+    let tile = call.tile;
+    let layer = match &call.udf {
+        UdfRef::Native(u) => u.name().to_owned(),
+        UdfRef::Name(n) => n.clone(),
+        _ => "udf".to_owned(),
+    };
     let result = match state.executor.execute(call).await {
         Ok(r) => r,
         Err(e) => return ApiError::from(e).into(),
@@ -100,11 +106,11 @@ pub(crate) async fn compute_reply(state: &AppState, call: UdfCall, formats: &For
     let mut metadata = RunMetadata::from_result(&result.logs, result.output.as_ref().map(|_| ()));
     let failure = match result.output {
         Ok(output) => {
-            let format = match formats.choose(&output) {
+            let format = match formats.choose_for(&output, tile.is_some()) {
                 Ok(f) => f,
                 Err(e) => return ApiError::from(e).into(),
             };
-            match encode::encode(&output, format) {
+            match encode_output(output, format, tile, layer).await {
                 Ok(enc) => {
                     return Reply {
                         status: StatusCode::OK,
@@ -129,6 +135,39 @@ pub(crate) async fn compute_reply(state: &AppState, call: UdfCall, formats: &For
         metadata: Box::new(metadata),
     }
     .into()
+}
+
+/// Outputs at least this large (rows, or raster samples / 256) are encoded on a blocking
+/// thread, so a big tile does not hold up the requests sharing its async worker; smaller ones
+/// are encoded in place (a hand-off costs more than they do).
+const ENCODE_IN_PLACE_MAX: usize = 4_096;
+
+async fn encode_output(
+    output: fused_core::Output,
+    format: encode::Format,
+    tile: Option<Tile>,
+    layer: String,
+) -> fused_core::Result<encode::Encoded> {
+    let size = match &output {
+        fused_core::Output::Table(t) => t.num_rows(),
+        fused_core::Output::Raster(r) => r.data().len() / 256,
+        _ => 0,
+    };
+    let run = move || {
+        let in_tile = tile.map(|tile| encode::TileLayer {
+            tile,
+            layer: &layer,
+        });
+        encode::encode_in(&output, format, in_tile)
+    };
+    if size < ENCODE_IN_PLACE_MAX {
+        return run();
+    }
+    tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
+        Err(fused_core::Error::Encode(format!(
+            "the encoder failed: {e}"
+        )))
+    })
 }
 
 /// One run of a native UDF, as a request asks for it.

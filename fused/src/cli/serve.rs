@@ -38,6 +38,10 @@ pub(crate) struct ServeArgs {
     /// The URL clients reach this server at, for signed URLs (default: each request's Host).
     #[arg(long, env = "FUSED_PUBLIC_URL")]
     public_url: Option<String>,
+    /// An XYZ raster URL template the viewer draws under UDFs
+    /// (`https://tile.openstreetmap.org/{z}/{x}/{y}.png`); none by default (no internet needed).
+    #[arg(long, env = "FUSED_BASEMAP")]
+    basemap: Option<String>,
     /// Memory for cached results, in MiB.
     #[arg(long, default_value_t = 256)]
     cache_mb: u64,
@@ -117,6 +121,7 @@ pub(crate) async fn serve(a: ServeArgs) -> fused::Result<ExitCode> {
         owner_email: a.owner_email.clone(),
         owner_token: Some(owner_token.clone()),
         public_url: a.public_url.clone(),
+        basemap_url: a.basemap.as_deref().map(check_basemap).transpose()?,
         https: a.tls_cert.is_some(),
         run_start_wait: Duration::from_secs_f64(a.run_start_wait.clamp(0.0, 60.0)),
         ..ServerConfig::default()
@@ -229,6 +234,19 @@ struct OwnerToken {
     storage_root: String,
 }
 
+/// A basemap URL template, checked: http(s) with `{z}`, `{x}` and `{y}`.
+fn check_basemap(url: &str) -> fused::Result<String> {
+    let url = url.trim();
+    let http = url.starts_with("http://") || url.starts_with("https://");
+    if http && ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p)) {
+        Ok(url.to_owned())
+    } else {
+        Err(fused::Error::Usage(format!(
+            "--basemap must be an http(s) XYZ URL template with {{z}}, {{x}} and {{y}}, got {url:?}"
+        )))
+    }
+}
+
 /// Prints where the server listens and how to call each UDF. Write errors (a closed stdout)
 /// are ignored: the banner is a courtesy, the server keeps running.
 fn print_banner(
@@ -269,6 +287,19 @@ fn write_banner(
     let base = format!("{scheme}://{host}:{}/v1", bound.port());
     let shared = format!("{base}/realtime-shared");
     writeln!(out, "fused-rs {} serving {base}", env!("CARGO_PKG_VERSION"))?;
+    let page = format!("{scheme}://{host}:{}/", bound.port());
+    match owner.source {
+        TokenSource::Generated => writeln!(out, "viewer: {page}#token={}", owner.token)?,
+        TokenSource::DataFolder => writeln!(
+            out,
+            "viewer: {page} (sign in once with the token in {})",
+            data_dir.join("owner.token").display()
+        )?,
+        TokenSource::Environment => writeln!(
+            out,
+            "viewer: {page} (sign in once with $FUSED_SERVER_TOKEN)"
+        )?,
+    }
     writeln!(out, "data folder: {}", data_dir.display())?;
     writeln!(out, "files (fd://): {}", owner.storage_root)?;
     writeln!(out, "owner: {}", state.owner.email)?;

@@ -1,0 +1,199 @@
+//! The web viewer: its page and assets (bundled at build time), the catalog it lists UDFs
+//! from (`GET /v1/viewer/catalog`), and TileJSON documents for map clients
+//! (`GET /v1/realtime-shared/{token}/run/tiles.json`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use fused_core::Udf;
+use fused_core::tile::MAX_LATITUDE;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::auth::Caller;
+use super::catalog::Target;
+use super::files::Origin;
+use crate::error::ApiError;
+
+/// The page's files, bundled at build time (see `build.rs`): (name under `/viewer/`, content
+/// type, bytes).
+const ASSETS: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/viewer_assets.rs"));
+
+/// Zoom levels a TileJSON document offers.
+const MIN_ZOOM: u8 = 0;
+const MAX_ZOOM: u8 = 22;
+
+fn static_response(content_type: &'static str, body: &'static [u8]) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The assets change with the binary: revalidate rather than serve a stale page.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+/// `GET /`: the viewer's page.
+pub(crate) async fn index() -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == "index.html") {
+        Some((_, ct, body)) => static_response(ct, body),
+        None => ApiError::NotFound("the viewer was not bundled".into()).into_response(),
+    }
+}
+
+/// `GET /viewer/{file}`: one of the page's assets.
+pub(crate) async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, ct, body)) => static_response(ct, body),
+        None => ApiError::NotFound(format!("no viewer asset {file:?}")).into_response(),
+    }
+}
+
+/// `GET /v1/viewer/catalog`: the server's UDFs with their parameters and shared tokens, for
+/// the owner.
+pub(crate) async fn catalog(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    if caller.user.id != state.owner.id {
+        return Err(ApiError::Forbidden(
+            "the viewer lists the server owner's UDFs; sign in with the owner's token".into(),
+        ));
+    }
+    let mut udfs = Vec::new();
+    for udf in state.registry.list() {
+        let token = state.default_token(udf.name());
+        let enabled = state
+            .store
+            .access_token(&token)
+            .await?
+            .is_some_and(|t| t.enabled);
+        udfs.push(entry(&udf, enabled.then_some(token)));
+    }
+    Ok(Json(json!({
+        "udfs": udfs,
+        "basemap": state.config.basemap_url,
+    })))
+}
+
+/// One UDF as the viewer shows it.
+fn entry(udf: &Udf, token: Option<String>) -> Value {
+    let params: Vec<Value> = udf
+        .schema()
+        .params
+        .iter()
+        .map(|p| {
+            let mut o = match serde_json::to_value(&p.kind) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            o.insert("name".into(), p.name.clone().into());
+            o.insert("required".into(), p.required.into());
+            o.insert("nullable".into(), p.nullable.into());
+            let default = udf
+                .meta()
+                .parameters
+                .get(&p.name)
+                .cloned()
+                .or_else(|| p.default.clone())
+                .unwrap_or(Value::Null);
+            o.insert("default".into(), default);
+            if let Some(d) = &p.description {
+                o.insert("description".into(), d.clone().into());
+            }
+            Value::Object(o)
+        })
+        .collect();
+    json!({
+        "name": udf.name(),
+        "description": udf.description(),
+        "kind": if udf.takes_bounds() { "tile" } else { "file" },
+        "code": !udf.meta().code.trim().is_empty(),
+        "token": token,
+        "layer": udf.name(),
+        "minzoom": MIN_ZOOM,
+        "maxzoom": MAX_ZOOM,
+        "params": params,
+    })
+}
+
+/// `GET /v1/realtime-shared/{token}/run/tiles.json`: a TileJSON 3.0 document for the shared
+/// UDF. The query's parameters go into the tile URLs; `format` picks vector tiles (`mvt`, the
+/// default) or images (`png`).
+pub(crate) async fn tilejson(
+    State(state): State<Arc<AppState>>,
+    Path(token): Path<String>,
+    RawQuery(query): RawQuery,
+    Origin(origin): Origin,
+) -> Result<Json<Value>, ApiError> {
+    let grant = state.grant(&token).await?.ok_or_else(|| {
+        ApiError::NotFound("no UDF is shared under this token (it may have been revoked)".into())
+    })?;
+    if !grant.enabled {
+        return Err(ApiError::Forbidden("this shared token is disabled".into()));
+    }
+    let udf = match &grant.target {
+        Some(t @ Target::Native(_)) | Some(t @ Target::Code(_)) => state.runnable(t).await?,
+        None => {
+            return Err(ApiError::NotFound(
+                "the UDF of this token was deleted".into(),
+            ));
+        }
+    };
+    let mut format = "mvt".to_owned();
+    let mut params = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        if k == "format" {
+            format = v.into_owned();
+        } else {
+            params.append_pair(&k, &v);
+        }
+    }
+    let vector = match format.as_str() {
+        "mvt" => true,
+        "png" => false,
+        f => {
+            return Err(ApiError::BadRequest(format!(
+                "TileJSON describes vector tiles (format=mvt) or images (format=png), not {f:?}"
+            )));
+        }
+    };
+    let mut query = format!("format={format}");
+    let params = params.finish();
+    if !params.is_empty() {
+        query.push('&');
+        query.push_str(&params);
+    }
+    let url = format!("{origin}/v1/realtime-shared/{token}/run/tiles/{{z}}/{{x}}/{{y}}?{query}");
+    let mut doc = json!({
+        "tilejson": "3.0.0",
+        "name": udf.name(),
+        "description": udf.description().unwrap_or_default(),
+        "scheme": "xyz",
+        "tiles": [url],
+        "minzoom": MIN_ZOOM,
+        "maxzoom": MAX_ZOOM,
+        "bounds": [-180.0, -MAX_LATITUDE, 180.0, MAX_LATITUDE],
+        "center": [0.0, 0.0, 2],
+    });
+    if vector {
+        doc["vector_layers"] = json!([{
+            "id": udf.name(),
+            "description": udf.description().unwrap_or_default(),
+            "minzoom": MIN_ZOOM,
+            "maxzoom": MAX_ZOOM,
+            "fields": {},
+        }]);
+    }
+    Ok(Json(doc))
+}

@@ -1,0 +1,159 @@
+"""The viewer page in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+The page lists the server's UDFs (native and code); selecting the vector tile demo draws its
+features on the map (read back through MapLibre's API, and kept as a screenshot); changing a
+parameter changes what is drawn; a failing UDF's error is shown; file UDFs preview their table;
+without a token the page asks for one."""
+import os
+import re
+
+from playwright.sync_api import sync_playwright
+
+base = os.environ["FUSED_TEST_BASE_URL"]  # …/v1
+origin = base[: -len("/v1")]
+token = os.environ["FUSED_TEST_OWNER_TOKEN"]
+artifacts = os.environ["FUSED_TEST_ARTIFACTS"]
+os.makedirs(artifacts, exist_ok=True)
+
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+RENDERED = """(layer) => {
+  const m = window.fusedViewer && window.fusedViewer.map;
+  if (!m || !m.getLayer(layer) || !m.loaded() || !m.areTilesLoaded()) return null;
+  return m.queryRenderedFeatures({layers: [layer]}).length || null;
+}"""
+
+
+def rendered(page, layer):
+    """How many features of `layer` MapLibre has drawn, once the map has settled."""
+    page.wait_for_function(RENDERED, arg=layer, timeout=60_000)
+    page.wait_for_timeout(300)
+    return page.evaluate(RENDERED, layer)
+
+
+def ready(page):
+    page.wait_for_function("document.body.dataset.state === 'ready' || document.body.dataset.state === 'error'", timeout=60_000)
+
+
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+    console = []
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    try:
+        page.goto(f"{origin}/#token={token}")
+        page.wait_for_selector('#udf-list li[data-udf="vector_tile"]', timeout=30_000)
+        # The token left the address bar (it stays in the browser's storage).
+        assert "token=" not in page.url, page.url
+        listed = page.eval_on_selector_all("#udf-list li", "els => els.map(e => e.dataset.udf)")
+        for name in ["hello", "vector_tile", "raster_tile", "h3_relief", "tile_bounds", "raises"]:
+            assert name in listed, (name, listed)
+        assert "python" in page.inner_text('#udf-list li[data-udf="tile_bounds"]').lower()
+
+        # The vector tile demo draws its cells on the map.
+        page.evaluate("window.fusedViewer.selectUdf('vector_tile')")
+        ready(page)
+        four = rendered(page, "udf-fill")
+        page.screenshot(path=os.path.join(artifacts, "viewer-vector_tile-cells4.png"))
+        props = page.evaluate(
+            "window.fusedViewer.map.queryRenderedFeatures({layers: ['udf-fill']})[0].properties"
+        )
+        assert {"id", "row", "col", "value", "label"} <= set(props), props
+        assert page.input_value('#params [name="cells"]') == "4"
+        curl = page.inner_text("#curl")
+        assert "curl" in curl and "/run/tiles/" in curl and "format=mvt" in curl, curl
+        share = page.inner_text("#share-url")
+        assert "tiles.json" in share, share
+
+        # More cells per tile: more features drawn.
+        page.evaluate("window.fusedViewer.setParam('cells', 8)")
+        ready(page)
+        page.wait_for_function(
+            f"(() => {{ const n = ({RENDERED})('udf-fill'); return n && n > 2 * {four}; }})()",
+            timeout=60_000,
+        )
+        eight = rendered(page, "udf-fill")
+        assert eight > 2 * four, (four, eight)
+        assert "cells=8" in page.inner_text("#curl")
+        page.screenshot(path=os.path.join(artifacts, "viewer-vector_tile-cells8.png"))
+        assert page.inner_text("#error").strip() == "", page.inner_text("#error")
+
+        # A Python tile UDF (the code runtime) draws too.
+        page.evaluate("window.fusedViewer.selectUdf('tile_bounds')")
+        ready(page)
+        assert rendered(page, "udf-fill") > 0
+
+        # A raster tile UDF becomes an image layer.
+        page.evaluate("window.fusedViewer.selectUdf('raster_tile')")
+        ready(page)
+        page.wait_for_function("!!window.fusedViewer.map.getLayer('udf-raster')", timeout=30_000)
+        page.screenshot(path=os.path.join(artifacts, "viewer-raster_tile.png"))
+
+        # A file UDF: its table previewed.
+        page.evaluate("window.fusedViewer.selectUdf('hello')")
+        ready(page)
+        page.wait_for_function(
+            "document.querySelector('#table-preview') && document.querySelector('#table-preview').innerText.includes('Hello, world!')",
+            timeout=30_000,
+        )
+        page.evaluate("window.fusedViewer.setParam('name', 'Browser')")
+        ready(page)
+        page.wait_for_function(
+            "document.querySelector('#table-preview').innerText.includes('Hello, Browser!')",
+            timeout=30_000,
+        )
+
+        # A failing UDF: its error is shown, and the page stays usable.
+        page.evaluate("window.fusedViewer.selectUdf('raises')")
+        ready(page)
+        page.wait_for_function(
+            "document.querySelector('#error').innerText.includes('this UDF always fails')",
+            timeout=30_000,
+        )
+        assert page.is_visible("#error")
+        page.screenshot(path=os.path.join(artifacts, "viewer-error.png"))
+        page.evaluate("window.fusedViewer.selectUdf('vector_tile')")
+        ready(page)
+        assert rendered(page, "udf-fill") > 0
+        assert page.inner_text("#error").strip() == ""
+
+        # A wrong parameter value is a clear message, not a broken page.
+        page.evaluate("window.fusedViewer.setParam('cells', 1000)")
+        ready(page)
+        page.wait_for_function("document.querySelector('#error').innerText.length > 0", timeout=30_000)
+        assert re.search(r"cells", page.inner_text("#error")), page.inner_text("#error")
+
+        # Nothing was fetched from anywhere but this server.
+        # (Checked on a fresh page below, which records every request.)
+    except Exception:
+        page.screenshot(path=os.path.join(artifacts, "viewer-failure.png"))
+        print("\n".join(console))
+        raise
+
+    # A fresh browser: no token yet, so the page asks for one; every request stays local.
+    context = browser.new_context()
+    fresh = context.new_page()
+    requests = []
+    fresh.on("request", lambda r: requests.append(r.url))
+    fresh.goto(f"{origin}/")
+    fresh.wait_for_function("document.body.innerText.includes('owner.token')", timeout=30_000)
+    fresh.fill("input[type=password]", token)
+    fresh.keyboard.press("Enter")
+    fresh.wait_for_selector('#udf-list li[data-udf="vector_tile"]', timeout=30_000)
+    ready(fresh)
+    outside = [u for u in requests if not (u.startswith(origin) or u.startswith("blob:") or u.startswith("data:"))]
+    assert not outside, outside
+    browser.close()
+
+print("ALL OK")
