@@ -168,3 +168,84 @@ async fn tables_without_geometry_are_not_vector_tiles() {
         r.json()
     );
 }
+
+/// `dots`: one point at the centre of the tile it is called for, with its zoom.
+fn dots() -> fused_core::Udf {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, BinaryArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use fused_core::{Bounds, Crs, Output, RunContext, Table, UdfError};
+
+    #[derive(serde::Deserialize, schemars::JsonSchema, Default)]
+    #[serde(default)]
+    struct P {
+        bounds: Option<Bounds>,
+    }
+    fused_core::Udf::native("dots", |_ctx: RunContext, p: P| async move {
+        let b = p.bounds.ok_or_else(|| UdfError::value("a tile UDF"))?;
+        let mut wkb = vec![1u8, 1, 0, 0, 0];
+        wkb.extend(((b.west + b.east) / 2.0).to_le_bytes());
+        wkb.extend(((b.south + b.north) / 2.0).to_le_bytes());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("z", DataType::Int64, false),
+            Field::new("geometry", DataType::Binary, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![7])),
+            Arc::new(BinaryArray::from(vec![wkb.as_slice()])),
+        ];
+        let batch =
+            RecordBatch::try_new(schema, cols).map_err(|e| UdfError::value(e.to_string()))?;
+        let t = Table::from_batch(batch)
+            .with_geometry("geometry", Crs::WGS84)
+            .map_err(|e| UdfError::value(e.to_string()))?;
+        Ok::<_, UdfError>(Output::Table(t))
+    })
+}
+
+#[tokio::test]
+async fn a_tile_udf_s_table_is_a_vector_tile_whose_layer_tilejson_names() {
+    let s = TestServer::new().await;
+    s.state.registry.register(dots()).unwrap();
+    s.state.share_registered().await.unwrap();
+    let t = s.state.default_token("dots");
+    let r = s
+        .get(&format!(
+            "/v1/realtime-shared/{t}/run/tiles/5/17/11?format=mvt"
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.mapbox-vector-tile")
+    );
+    // tile { layers (3): { version 2, name "dots", feature { …, POINT at the centre }, keys,
+    // values, extent 4096 } }: the bytes of the header, name and point are fixed.
+    let body = r.body.to_vec();
+    assert_eq!(body[0], 0x1a, "field 3, length-delimited");
+    let find = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        find(b"\x78\x02\x0a\x04dots"),
+        "version 2, then the layer name"
+    );
+    // MoveTo(1) to x = 2048 (zigzag 4096: varint 0x80 0x20); y a little south of the middle
+    // (the lon/lat centre of a tile is not its Web Mercator centre).
+    assert!(find(&[0x09, 0x80, 0x20]), "{body:02x?}");
+    assert!(find(b"\x1a\x01z"), "the attribute's key");
+    assert!(find(&[0x28, 0x80, 0x20]), "extent 4096");
+    let doc = s
+        .get(&format!("/v1/realtime-shared/{t}/run/tiles.json"))
+        .await
+        .json();
+    assert_eq!(doc["vector_layers"][0]["id"], "dots");
+    // Cached: the second answer is the same bytes.
+    let again = s
+        .get(&format!(
+            "/v1/realtime-shared/{t}/run/tiles/5/17/11?format=mvt"
+        ))
+        .await;
+    assert_eq!(again.body, r.body);
+    assert_eq!(again.header("x-cache"), Some("hit"));
+}

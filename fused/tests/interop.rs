@@ -195,10 +195,35 @@ fn sdk_gets_the_h3_demo_as_hexagons_on_tiles() {
     run_python("h3_tiles.py", Some(&s), &[]);
 }
 
+/// A Python tile UDF of every geometry kind MVT encodes: a polygon with a hole, lines leaving
+/// and crossing the tile, points inside and out, a polygon across the tile's edge.
+const SHAPES_UDF: &str = r#"@fused.udf
+def udf(bounds: fused.types.Bounds = None):
+    import geopandas as gpd
+    import shapely
+    w, s, e, n = bounds
+    dx, dy = e - w, n - s
+    at = lambda fx, fy: (w + fx * dx, s + fy * dy)
+    hole = shapely.Polygon([at(.1, .1), at(.6, .1), at(.6, .6), at(.1, .6)],
+                           [[at(.2, .2), at(.2, .4), at(.4, .4), at(.4, .2)]])
+    lines = shapely.MultiLineString([[at(-.5, .7), at(1.5, .7)], [at(.5, -.5), at(.5, 1.5)]])
+    points = shapely.MultiPoint([at(.8, .8), at(.9, .9), at(2, 2)])
+    edge = shapely.box(*at(-.3, .75), *at(.3, .95))
+    return gpd.GeoDataFrame({"kind": ["hole", "lines", "points", "edge"], "n": [1, 2, 3, 4]},
+                            geometry=[hole, lines, points, edge], crs=4326)
+"#;
+
 #[test]
 fn vector_tiles_decode_as_the_geojson_of_the_same_tile() {
-    let s = Server::start();
-    run_python("mvt_tiles.py", Some(&s), &[]);
+    let udfs = tempfile::tempdir().unwrap();
+    std::fs::write(udfs.path().join("shapes.py"), SHAPES_UDF).unwrap();
+    let s = Server::start_args(false, &["--udfs", udfs.path().to_str().unwrap()]);
+    let shapes = ServerSecret::new(SECRET).token_for("shapes");
+    run_python(
+        "mvt_tiles.py",
+        Some(&s),
+        &[("FUSED_TEST_TOKEN_SHAPES", shapes)],
+    );
 }
 
 /// Drives Debian's Chromium (which `cargo xtask test` installs); screenshots are kept in

@@ -112,7 +112,7 @@ impl Format {
     /// True when this format can encode `output` (for [`Format::Mvt`]: on a tile call).
     pub fn accepts(self, output: &Output) -> bool {
         match output {
-            Output::Table(t) if self == Format::Mvt => t.geometry().is_some(),
+            Output::Table(t) if self == Format::Mvt => mvt::supports(t),
             Output::Table(_) => {
                 matches!(
                     self,
@@ -253,6 +253,12 @@ impl FormatPrefs {
             }
             Output::Table(t) if self.known.contains(&Format::Mvt) && t.geometry().is_none() => {
                 " (mvt: the table has no geometry column)".into()
+            }
+            Output::Table(t) if self.known.contains(&Format::Mvt) && !mvt::supports(t) => {
+                format!(
+                    " (mvt: vector tiles are made from lon/lat or Web Mercator geometries, not {})",
+                    t.geometry().map(|g| g.crs.to_string()).unwrap_or_default()
+                )
             }
             _ => String::new(),
         };

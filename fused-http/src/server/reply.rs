@@ -149,7 +149,15 @@ async fn encode_output(
     layer: String,
 ) -> fused_core::Result<encode::Encoded> {
     let size = match &output {
-        fused_core::Output::Table(t) => t.num_rows(),
+        // Rows, or geometry bytes: one feature may be a million vertices.
+        fused_core::Output::Table(t) => t.num_rows().max(
+            t.wkb_rows()
+                .iter()
+                .flatten()
+                .map(|w| w.len())
+                .sum::<usize>()
+                / 64,
+        ),
         fused_core::Output::Raster(r) => r.data().len() / 256,
         _ => 0,
     };

@@ -107,8 +107,11 @@ async function renderTile(seq, udf, qs, fromMove) {
   const run = await request(tileUrl(udf, centreTile(udf), 'mvt,png', qs));
   if (seq !== renderSeq) return;
   const ct = run.contentType;
-  if (ct.includes('vector-tile') || ct.includes('protobuf')) run.kind = 'vector';
-  else if (ct.startsWith('image/')) run.kind = 'raster';
+  // An empty tile (nothing there, or a UDF that returned None) says nothing of the kind: the
+  // server labels it with the first format asked for.
+  const empty = !run.body || run.body.byteLength === 0;
+  if (!empty && (ct.includes('vector-tile') || ct.includes('protobuf'))) run.kind = 'vector';
+  else if (!empty && ct.startsWith('image/')) run.kind = 'raster';
   recordRun(run);
   if (!run.ok) {
     if (!fromMove) clearMapOutput(); // stale tiles of other parameters would mislead

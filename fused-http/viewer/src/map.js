@@ -17,6 +17,7 @@ const PLAIN_COLORS = { fill: FILL, line: LINE, circle: FILL, fillOpacity: 0.3 };
 let map = null;
 let mapReady = Promise.resolve();
 let sourceKey = null;     // what the 'udf' source currently shows
+let sourceTemplate = null; // its tile URL template, when it is a tile source
 let popup = null;
 let colors = PLAIN_COLORS; // paint values of the vector layers (see setVectorColors)
 let handlers = {};
@@ -122,6 +123,7 @@ export const currentSourceKey = () => sourceKey;
 /** Removes the UDF's layers and source (and any open popup). */
 export function clearMapOutput() {
   sourceKey = null;
+  sourceTemplate = null;
   if (popup) { popup.remove(); popup = null; }
   if (!map) return;
   try {
@@ -146,6 +148,7 @@ export function setTileSource(udf, kind, template, sourceLayer) {
     for (const layer of vectorLayers(sourceLayer)) map.addLayer(layer);
   }
   sourceKey = key;
+  sourceTemplate = template;
   return true;
 }
 
@@ -213,9 +216,9 @@ function onMapError(e) {
   }
   const err = e.error || {};
   if (err.name === 'AbortError') return;
-  // Errors of a source that was replaced since are old news.
+  // Errors of a source that was replaced since (or removed) are old news.
   const tiles = e.source && Array.isArray(e.source.tiles) ? e.source.tiles[0] : null;
-  if (tiles && sourceKey && !sourceKey.includes(tiles)) return;
+  if (tiles === null ? sourceKey === null : tiles !== sourceTemplate) return;
   if (handlers.tileError) handlers.tileError(err);
 }
 

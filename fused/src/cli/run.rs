@@ -62,8 +62,9 @@ pub(crate) async fn run(a: RunArgs) -> fused::Result<ExitCode> {
         args.push_text(k.trim(), v);
     }
     let mut call = UdfCall::new(a.name.as_str(), args);
-    if let Some(t) = &a.tile {
-        call = call.with_tile(parse_tile(t)?);
+    let tile = a.tile.as_deref().map(parse_tile).transpose()?;
+    if let Some(t) = tile {
+        call = call.with_tile(t);
     }
     let options = fused::Options::load()?;
     // Runs are cached on disk too (per build of this binary): running the same call again is
@@ -80,8 +81,13 @@ pub(crate) async fn run(a: RunArgs) -> fused::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let format = FormatPrefs::parse(a.format.as_deref().unwrap_or("")).choose(&output)?;
-    let encoded = fused::encode::encode(&output, format)?;
+    let format = FormatPrefs::parse(a.format.as_deref().unwrap_or(""))
+        .choose_for(&output, tile.is_some())?;
+    let in_tile = tile.map(|tile| fused::encode::TileLayer {
+        tile,
+        layer: &a.name,
+    });
+    let encoded = fused::encode::encode_in(&output, format, in_tile)?;
     let io = |context: String| move |source| fused::Error::Io { context, source };
     match &a.output {
         Some(path) => {

@@ -69,6 +69,8 @@ pub(super) struct GeometryEncoder {
     clipped: Vec<Pt>,
     keep: Vec<bool>,
     grid: Vec<[i32; 2]>,
+    /// The points of the feature being encoded (a feature's points take one `MoveTo`).
+    point_grid: Vec<[i32; 2]>,
     /// Command streams of the feature being encoded, one per type.
     pub(super) points: Commands,
     pub(super) lines: Commands,
@@ -129,6 +131,7 @@ impl GeometryEncoder {
             clipped: Vec::new(),
             keep: Vec::new(),
             grid: Vec::new(),
+            point_grid: Vec::new(),
             points: Commands::default(),
             lines: Commands::default(),
             polygons: Commands::default(),
@@ -140,7 +143,15 @@ impl GeometryEncoder {
         self.points.clear();
         self.lines.clear();
         self.polygons.clear();
+        self.point_grid.clear();
         self.geometry(g);
+        if !self.point_grid.is_empty() {
+            let c = &mut self.points;
+            c.command(MOVE_TO, self.point_grid.len());
+            for p in &self.point_grid {
+                c.to(*p);
+            }
+        }
     }
 
     fn geometry<G: GeometryTrait<T = f64>>(&mut self, g: &G) {
@@ -196,6 +207,10 @@ impl GeometryEncoder {
                 continue;
             }
             let p = self.transform.apply(x, y);
+            // Out of the projection's domain (far beyond a UTM zone, say): left out.
+            if !p[0].is_finite() || !p[1].is_finite() {
+                continue;
+            }
             lo = [lo[0].min(p[0]), lo[1].min(p[1])];
             hi = [hi[0].max(p[0]), hi[1].max(p[1])];
             self.pts.push(p);
@@ -209,21 +224,8 @@ impl GeometryEncoder {
         }
         self.clipped.clear();
         self.clip.points(&self.pts, &mut self.clipped);
-        self.grid.clear();
-        self.grid.extend(self.clipped.iter().map(|p| round(*p)));
-        if self.grid.is_empty() {
-            return;
-        }
-        let c = &mut self.points;
-        // All of a feature's points go under one MoveTo.
-        let at = c.cmds.len();
-        c.command(MOVE_TO, 0);
-        let mut n = 0;
-        for p in &self.grid {
-            c.to(*p);
-            n += 1;
-        }
-        c.cmds[at] = MOVE_TO | ((n as u32) << 3);
+        self.point_grid
+            .extend(self.clipped.iter().map(|p| round(*p)));
     }
 
     fn line(&mut self, coords: impl Iterator<Item = (f64, f64)>) {

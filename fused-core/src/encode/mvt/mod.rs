@@ -62,10 +62,13 @@ pub struct MvtOptions {
     /// Most rows a tile may be made from: more is refused with an error saying so (a tile
     /// of millions of features is megabytes no map client draws quickly).
     pub max_features: usize,
+    /// Most geometry bytes (WKB) a tile may be made from, for the same reason.
+    pub max_geometry_bytes: usize,
 }
 
 impl MvtOptions {
-    /// The defaults for a layer: extent 4096, buffer 64, tolerance 1 cell, 200 000 features.
+    /// The defaults for a layer: extent 4096, buffer 64, tolerance 1 cell, 200 000 features,
+    /// 256 MiB of geometries.
     pub fn new(layer: impl Into<String>) -> Self {
         Self {
             layer: layer.into(),
@@ -73,8 +76,27 @@ impl MvtOptions {
             buffer: 64,
             tolerance: 1.0,
             max_features: 200_000,
+            max_geometry_bytes: 256 << 20,
         }
     }
+}
+
+/// The projection of geometries in `crs` to lon/lat, when vector tiles can be made from them.
+fn projection(crs: &Crs) -> Option<Projection> {
+    match crs {
+        Crs::Epsg(code) => Projection::from_epsg(*code),
+        // OGC's lon/lat, as pyproj names EPSG:4326 with the axes in GeoJSON's order.
+        Crs::Other(s) if s.trim().eq_ignore_ascii_case("OGC:CRS84") => Some(Projection::LonLat),
+        Crs::Other(_) => None,
+    }
+}
+
+/// True when [`encode_mvt`] can draw `table`'s geometries: it has a geometry column in a CRS
+/// it projects.
+pub fn supports(table: &Table) -> bool {
+    table
+        .geometry()
+        .is_some_and(|g| projection(&g.crs).is_some())
 }
 
 /// Encodes `table` as the one layer of vector tile `tile`. Rows without a geometry, and
@@ -87,11 +109,7 @@ pub fn encode_mvt(table: &Table, tile: Tile, options: &MvtOptions) -> Result<Vec
             "a vector tile needs geometries, and the table has no geometry column".into(),
         ));
     };
-    let proj = match &geom.crs {
-        Crs::Epsg(code) => Projection::from_epsg(*code),
-        Crs::Other(_) => None,
-    }
-    .ok_or_else(|| {
+    let proj = projection(&geom.crs).ok_or_else(|| {
         Error::Encode(format!(
             "vector tiles are made from lon/lat (EPSG:4326) or Web Mercator (EPSG:3857) \
              geometries, but these are in {}; reproject them first",
@@ -118,6 +136,16 @@ pub fn encode_mvt(table: &Table, tile: Tile, options: &MvtOptions) -> Result<Vec
         options.buffer.min(options.extent),
         options.tolerance,
     );
+    let wkb = table.wkb_rows();
+    let geometry_bytes: usize = wkb.iter().flatten().map(|w| w.len()).sum();
+    if geometry_bytes > options.max_geometry_bytes {
+        return Err(Error::Encode(format!(
+            "the UDF returned {} MiB of geometries for tile {tile}, more than the {} MiB a \
+             vector tile is made from here; simplify or filter by zoom",
+            geometry_bytes >> 20,
+            options.max_geometry_bytes >> 20
+        )));
+    }
     let geom_index = table.geometry_index();
     let text_options = FormatOptions::default();
     let mut tables = AttributeTables::default();
@@ -128,15 +156,17 @@ pub fn encode_mvt(table: &Table, tile: Tile, options: &MvtOptions) -> Result<Vec
     let mut tags: Vec<u32> = Vec::new();
     let mut feature: Vec<u8> = Vec::new();
     let schema = table.schema();
-    let wkb = table.wkb_rows();
+    // Attribute columns: all but the geometry; a name given twice is kept once (a feature
+    // may not repeat a key).
+    let mut seen = std::collections::HashSet::new();
+    let attributes: Vec<usize> = (0..schema.fields().len())
+        .filter(|i| Some(*i) != geom_index && seen.insert(schema.field(*i).name()))
+        .collect();
     let mut row = 0usize;
     for batch in table.batches() {
-        let mut columns = batch
-            .columns()
+        let mut columns = attributes
             .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != geom_index)
-            .map(|(i, a)| Column::new(schema.field(i).name(), a, &text_options))
+            .map(|&i| Column::new(schema.field(i).name(), batch.column(i), &text_options))
             .collect::<Result<Vec<_>>>()?;
         for i in 0..batch.num_rows() {
             let bytes = wkb.get(row).copied().flatten();

@@ -362,3 +362,128 @@ fn empty_tiles_and_refusals() {
     let e = encode_mvt(&odd, Tile::new(0, 0, 0).unwrap(), &opts).unwrap_err();
     assert!(e.to_string().contains("reproject"), "{e}");
 }
+
+#[test]
+fn the_pen_carries_across_rings_and_parts_of_one_feature() {
+    // Zoom 0: x = (lon + 180) / 360 × 4096; y from 0 (north) to 4096 (south).
+    let tile = Tile::new(0, 0, 0).unwrap();
+    let mut poly = square(-90.0, -45.0, 90.0, 45.0);
+    poly.interiors_push(geo_types::LineString::from(vec![
+        (-45.0, -20.0),
+        (-45.0, 20.0),
+        (45.0, 20.0),
+        (45.0, -20.0),
+        (-45.0, -20.0),
+    ]));
+    // Two parts of one line feature: the second starts from where the first left the pen.
+    let zigzag = geo_types::MultiLineString::new(vec![
+        geo_types::LineString::from(vec![(0.0, 0.0), (0.0, 10.0)]),
+        geo_types::LineString::from(vec![(-90.0, 0.0), (90.0, 0.0)]),
+    ]);
+    let t = table(vec![Some(poly.into()), Some(zigzag.into())], Crs::WGS84);
+    let (_, _, f) = decode(&encode_mvt(&t, tile, &MvtOptions::new("l")).unwrap());
+    let lat_y = |lat: f64| {
+        let (_, uy) = crate::tile::lonlat_to_unit(0.0, lat);
+        (uy * 4096.0).round() as i64
+    };
+    let (y45, y20) = (lat_y(45.0), lat_y(20.0));
+    assert_eq!(f[0].parts.len(), 2);
+    let ring = |parts: &[[i64; 2]]| {
+        let mut p = parts.to_vec();
+        p.sort();
+        p
+    };
+    assert_eq!(
+        ring(&f[0].parts[0]),
+        ring(&[
+            [1024, y45],
+            [3072, y45],
+            [3072, 4096 - y45],
+            [1024, 4096 - y45]
+        ])
+    );
+    assert_eq!(
+        ring(&f[0].parts[1]),
+        ring(&[
+            [1536, y20],
+            [2560, y20],
+            [2560, 4096 - y20],
+            [1536, 4096 - y20]
+        ])
+    );
+    assert_eq!(
+        f[1].parts,
+        vec![
+            vec![[2048, 2048], [2048, lat_y(10.0)]],
+            vec![[1024, 2048], [3072, 2048]]
+        ]
+    );
+}
+
+#[test]
+fn a_feature_s_points_take_one_move_to() {
+    let tile = Tile::new(0, 0, 0).unwrap();
+    let mp = geo_types::MultiPoint::new(vec![
+        geo_types::Point::new(0.0, 0.0),
+        geo_types::Point::new(90.0, 0.0),
+    ]);
+    let gc = geo_types::GeometryCollection::new_from(vec![
+        geo_types::Point::new(-90.0, 0.0).into(),
+        mp.clone().into(),
+        geo_types::LineString::from(vec![(0.0, 0.0), (10.0, 10.0)]).into(),
+    ]);
+    let t = table(
+        vec![
+            Some(mp.into()),
+            Some(geo_types::Geometry::GeometryCollection(gc)),
+        ],
+        Crs::WGS84,
+    );
+    let (_, _, f) = decode(&encode_mvt(&t, tile, &MvtOptions::new("p")).unwrap());
+    assert_eq!(f[0].kind, 1);
+    assert_eq!(f[0].parts, vec![vec![[2048, 2048], [3072, 2048]]]);
+    // The collection: its three points as one point feature, its line as a second feature
+    // with the same attributes.
+    assert_eq!(
+        (f[1].kind, f[1].parts.len(), f[1].parts[0].len()),
+        (1, 1, 3)
+    );
+    assert_eq!(f[2].kind, 2);
+    assert_eq!(f[1].tags, f[2].tags);
+}
+
+#[test]
+fn repeated_column_names_give_one_key_and_infinities_no_vertex() {
+    let wkb_point = wkb(&geo_types::Point::new(1.0, 1.0).into());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, false),
+        Field::new("a", DataType::Int64, false),
+        Field::new("geometry", DataType::Binary, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(Int64Array::from(vec![2])),
+            Arc::new(BinaryArray::from(vec![Some(wkb_point.as_slice())])),
+        ],
+    )
+    .unwrap();
+    let t = Table::from_batch(batch)
+        .with_geometry("geometry", Crs::WGS84)
+        .unwrap();
+    let (_, _, f) =
+        decode(&encode_mvt(&t, Tile::new(0, 0, 0).unwrap(), &MvtOptions::new("a")).unwrap());
+    assert_eq!(f[0].tags, vec![("a".to_owned(), "uint:1".to_owned())]);
+
+    // A Web Mercator line whose far end overflows the tile grid at zoom 20: that vertex is
+    // dropped, not turned into garbage; what is left is a lone point, so no line.
+    let tile = Tile::containing(0.0001, 0.0001, 20).unwrap();
+    let line = geo_types::LineString::from(vec![(10.0, 10.0), (1.7e308, 10.0)]);
+    let t = table(vec![Some(line.into())], Crs::Epsg(3857));
+    assert!(
+        encode_mvt(&t, tile, &MvtOptions::new("l"))
+            .unwrap()
+            .is_empty()
+    );
+}
