@@ -71,6 +71,29 @@ async fn the_catalog_lists_udfs_with_their_parameters_for_the_owner_only() {
     let c = s.call("GET", "/v1/viewer/catalog", "").await.json();
     assert!(c["udfs"][0]["token"].is_null(), "{c}");
 
+    // A UDF saved through the API is listed with its shared token; this server has no
+    // Python runtime, so it is listed with the reason it cannot run.
+    let mut code = fused_core::UdfMeta::new("saved_one");
+    code.code = "@fused.udf\ndef saved_one(n: int = 1):\n    return n\n".into();
+    s.api().save_udf(&code, false).await.unwrap();
+    let shared = s.api().create_udf_access_token("saved_one").await.unwrap();
+    let c = s.call("GET", "/v1/viewer/catalog", "").await.json();
+    let saved = c["udfs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "saved_one")
+        .unwrap_or_else(|| panic!("{c}"));
+    assert_eq!(saved["token"], shared.token.as_str());
+    assert_eq!(saved["code"], true);
+    assert!(
+        saved["error"]
+            .as_str()
+            .unwrap()
+            .contains("no Python runtime"),
+        "{saved}"
+    );
+
     // Another user of the server is not shown the owner's tokens.
     let user = s
         .state

@@ -7,11 +7,31 @@ without a token the page asks for one."""
 import os
 import re
 
-from playwright.sync_api import sync_playwright
-
 base = os.environ["FUSED_TEST_BASE_URL"]  # …/v1
 origin = base[: -len("/v1")]
 token = os.environ["FUSED_TEST_OWNER_TOKEN"]
+os.environ["FUSED_AUTH_TOKEN"] = token
+os.environ["FUSED_AUTH_TOKEN_TYPE"] = "Fused-Env-Bearer"
+
+import fused  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+fused.options.base_url = base
+fused.options.shared_udf_base_url = f"{base}/realtime-shared"
+
+
+# A tile UDF saved with the SDK and shared: listed beside the server's own.
+@fused.udf
+def saved_dots(bounds: fused.types.Bounds = None, n: int = 3):
+    import geopandas as gpd
+    import shapely
+    w, s, e, n_ = bounds
+    pts = [shapely.Point(w + (i + 0.5) * (e - w) / n, (s + n_) / 2) for i in range(n)]
+    return gpd.GeoDataFrame({"i": list(range(n))}, geometry=pts, crs=4326)
+
+
+saved_dots.to_fused()
+fused.load("saved_dots").create_access_token()
 artifacts = os.environ["FUSED_TEST_ARTIFACTS"]
 os.makedirs(artifacts, exist_ok=True)
 
@@ -57,7 +77,7 @@ with sync_playwright() as p:
         # The token left the address bar (it stays in the browser's storage).
         assert "token=" not in page.url, page.url
         listed = page.eval_on_selector_all("#udf-list li", "els => els.map(e => e.dataset.udf)")
-        for name in ["hello", "vector_tile", "raster_tile", "h3_relief", "tile_bounds", "raises"]:
+        for name in ["hello", "vector_tile", "raster_tile", "h3_relief", "tile_bounds", "raises", "saved_dots"]:
             assert name in listed, (name, listed)
         assert "python" in page.inner_text('#udf-list li[data-udf="tile_bounds"]').lower()
 
@@ -93,6 +113,11 @@ with sync_playwright() as p:
         page.evaluate("window.fusedViewer.selectUdf('tile_bounds')")
         ready(page)
         assert rendered(page, "udf-fill") > 0
+
+        # The UDF saved with the SDK draws its points.
+        page.evaluate("window.fusedViewer.selectUdf('saved_dots')")
+        ready(page)
+        assert rendered(page, "udf-circle") > 0
 
         # A raster tile UDF becomes an image layer.
         page.evaluate("window.fusedViewer.selectUdf('raster_tile')")

@@ -59,8 +59,8 @@ pub(crate) async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
-/// `GET /v1/viewer/catalog`: the server's UDFs with their parameters and shared tokens, for
-/// the owner.
+/// `GET /v1/viewer/catalog`: the owner's UDFs — the server's own (native and `--udfs` code)
+/// and those saved through the API — with their parameters and an enabled shared token.
 pub(crate) async fn catalog(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -70,20 +70,61 @@ pub(crate) async fn catalog(
             "the viewer lists the server owner's UDFs; sign in with the owner's token".into(),
         ));
     }
+    // Enabled shared tokens by UDF id; a native UDF's default token first.
+    let mut tokens: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for t in state.store.access_tokens(Some(&state.owner.id)).await? {
+        if t.enabled {
+            tokens.entry(t.udf_id).or_default().push(t.token);
+        }
+    }
     let mut udfs = Vec::new();
-    for udf in state.registry.list() {
-        let token = state.default_token(udf.name());
-        let enabled = state
-            .store
-            .access_token(&token)
-            .await?
-            .is_some_and(|t| t.enabled);
-        udfs.push(entry(&udf, enabled.then_some(token)));
+    let mut names = std::collections::HashSet::new();
+    for e in state.entries(Some(&state.owner), false).await? {
+        let ids = tokens.get(&e.id).map(Vec::as_slice).unwrap_or_default();
+        let token = if e.native {
+            let default = state.default_token(&e.slug);
+            ids.iter().find(|t| **t == default).or(ids.first()).cloned()
+        } else {
+            ids.first().cloned()
+        };
+        // A saved UDF named like one of the server's is reachable by token, not listed twice.
+        if !names.insert(e.slug.clone()) {
+            continue;
+        }
+        let udf = match state.runnable(&state.target(&e.meta)).await {
+            Ok(udf) => udf,
+            Err(err) => {
+                udfs.push(json!({
+                    "name": e.slug,
+                    "description": e.meta.metadata_str("fused:description"),
+                    "kind": "file",
+                    "code": true,
+                    "token": token,
+                    "layer": e.slug,
+                    "params": [],
+                    "error": error_detail(err),
+                }));
+                continue;
+            }
+        };
+        let mut v = entry(&udf, token);
+        v["name"] = e.slug.clone().into();
+        v["layer"] = udf.name().into();
+        udfs.push(v);
     }
     Ok(Json(json!({
         "udfs": udfs,
         "basemap": state.config.basemap_url,
     })))
+}
+
+/// The message of an error, as its response's `detail` says it.
+fn error_detail(e: ApiError) -> String {
+    let (_, _, body) = e.parts();
+    serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_owned))
+        .unwrap_or(body)
 }
 
 /// One UDF as the viewer shows it.

@@ -159,6 +159,12 @@ async function render(opts) {
   const collected = collectParams();
   state.params = collected.values;
   updateCopyFields(udf, collected.qs, state.tileKind);
+  if (typeof udf.error === 'string' && udf.error) {
+    // The server could not load it (a syntax error, no Python runtime): say so, run nothing.
+    clearMapOutput();
+    showGlobalError(udf.error);
+    return;
+  }
   if (!udf.token) {
     clearMapOutput();
     showGlobalError('no shared token; create one with `fused udf share ' + udf.name + '`');
