@@ -41,7 +41,10 @@ export const whenMapReady = () => mapReady;
 
 function createMap() {
   const container = $('map');
-  if (!window.maplibregl) return mapFailed(container, 'The map library (/viewer/maplibre-gl.js) did not load.');
+  if (!window.maplibregl) {
+    return mapFailed(container, 'No map: MapLibre GL was not bundled when this server was built '
+      + '(npm was missing or FUSED_VIEWER_NO_NPM was set). Install Node.js with npm and rebuild.');
+  }
   try {
     const m = new window.maplibregl.Map({
       container,
