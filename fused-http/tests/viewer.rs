@@ -17,6 +17,11 @@ async fn the_page_and_its_bundled_assets_are_served() {
             .unwrap()
             .starts_with("text/html")
     );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     let html = String::from_utf8_lossy(&page.body).into_owned();
     assert!(html.contains("/viewer/maplibre-gl.js"), "{html}");
     let lib = s.get("/viewer/maplibre-gl.js").await;

@@ -68,7 +68,9 @@ def ready(page):
 with sync_playwright() as p:
     browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
     console = []
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    # Playwright's polling waits evaluate strings, which the page's Content-Security-Policy
+    # forbids; the fresh page below runs under that policy.
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     try:
@@ -166,17 +168,31 @@ with sync_playwright() as p:
         print("\n".join(console))
         raise
 
-    # A fresh browser: no token yet, so the page asks for one; every request stays local.
+    # A fresh browser, under the page's Content-Security-Policy: no token yet, so the page asks
+    # for one; then it draws with nothing blocked, and every request stays on this server.
     context = browser.new_context()
     fresh = context.new_page()
-    requests = []
+    requests, messages = [], []
     fresh.on("request", lambda r: requests.append(r.url))
-    fresh.goto(f"{origin}/")
-    fresh.wait_for_function("document.body.innerText.includes('owner.token')", timeout=30_000)
+    fresh.on("console", lambda m: messages.append(m.text))
+    fresh.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
+    fresh.goto(f"{origin}/?udf=vector_tile")
+    fresh.wait_for_selector("text=owner.token", timeout=30_000)
     fresh.fill("input[type=password]", token)
     fresh.keyboard.press("Enter")
     fresh.wait_for_selector('#udf-list li[data-udf="vector_tile"]', timeout=30_000)
-    ready(fresh)
+    fresh.wait_for_selector("body[data-state=ready]", timeout=60_000)
+    drawn = 0
+    for _ in range(100):
+        drawn = fresh.evaluate(
+            "window.fusedViewer.map.queryRenderedFeatures({layers: ['udf-fill']}).length"
+        )
+        if drawn:
+            break
+        fresh.wait_for_timeout(100)
+    assert drawn > 0, messages
+    blocked = [m for m in messages if "Content Security Policy" in m or "pageerror" in m]
+    assert not blocked, blocked
     outside = [u for u in requests if not (u.startswith(origin) or u.startswith("blob:") or u.startswith("data:"))]
     assert not outside, outside
     browser.close()

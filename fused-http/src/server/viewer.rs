@@ -40,6 +40,17 @@ fn static_response(content_type: &'static str, body: &'static [u8]) -> Response 
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    // Scripts and styles from this server only; tiles and the basemap (any http(s) URL the
+    // user sets) as images and fetches; MapLibre's workers from blob URLs; never framed.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data: blob: http: https:; connect-src 'self' http: https:; \
+             worker-src 'self' blob:; child-src blob:; object-src 'none'; base-uri 'none'; \
+             frame-ancestors 'none'",
+        ),
+    );
     r
 }
 
