@@ -239,6 +239,11 @@ async fn a_tile_udf_s_table_is_a_vector_tile_whose_layer_tilejson_names() {
     s.state.registry.register(dots()).unwrap();
     s.state.share_registered().await.unwrap();
     let t = s.state.default_token("dots");
+    let before = s
+        .get(&format!("/v1/realtime-shared/{t}/run/tiles.json"))
+        .await
+        .json();
+    assert_eq!(before["vector_layers"][0]["fields"], serde_json::json!({}));
     let r = s
         .get(&format!(
             "/v1/realtime-shared/{t}/run/tiles/5/17/11?format=mvt"
@@ -268,6 +273,11 @@ async fn a_tile_udf_s_table_is_a_vector_tile_whose_layer_tilejson_names() {
         .await
         .json();
     assert_eq!(doc["vector_layers"][0]["id"], "dots");
+    // Once a tile was made, its attributes are listed.
+    assert_eq!(
+        doc["vector_layers"][0]["fields"],
+        serde_json::json!({"z": "Number"})
+    );
     // Cached: the second answer is the same bytes.
     let again = s
         .get(&format!(

@@ -108,6 +108,9 @@ assert st == 200, (st, body)
 doc = json.loads(body)
 assert doc["tilejson"] == "3.0.0" and doc["minzoom"] == 0 and doc["maxzoom"] >= 14, doc
 assert doc["vector_layers"][0]["id"] == "vector_tile", doc
+# The attributes of the tiles made above.
+fields = doc["vector_layers"][0]["fields"]
+assert fields == {"id": "Number", "row": "Number", "col": "Number", "value": "Number", "label": "String"}, fields
 url = doc["tiles"][0]
 assert "{z}/{x}/{y}" in url and "format=mvt" in url and "cells=6" in url, url
 st, h, mvt = get(url.replace("{z}", "2").replace("{x}", "1").replace("{y}", "1"))

@@ -121,6 +121,8 @@ pub struct AppState {
     kinds: std::sync::RwLock<fused_jobs::JobKinds>,
     /// Runs code UDFs, when the embedding program gives one.
     code_runtime: std::sync::OnceLock<Arc<dyn fused_core::udf::CodeRuntime>>,
+    /// The attributes of the last vector tile made by each UDF, for TileJSON.
+    vector_fields: viewer::VectorFields,
 }
 
 /// Shortest owner token accepted (32 hex digits carry 128 bits).
@@ -191,6 +193,7 @@ impl AppState {
             runs: realtime::Runs::default(),
             kinds: Default::default(),
             code_runtime: std::sync::OnceLock::new(),
+            vector_fields: Default::default(),
         }))
     }
 

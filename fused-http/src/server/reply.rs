@@ -110,6 +110,9 @@ pub(crate) async fn compute_reply(state: &AppState, call: UdfCall, formats: &For
                 Ok(f) => f,
                 Err(e) => return ApiError::from(e).into(),
             };
+            if let (encode::Format::Mvt, fused_core::Output::Table(t)) = (format, &output) {
+                state.remember_vector_fields(&layer, encode::mvt::field_types(t));
+            }
             match encode_output(output, format, tile, layer).await {
                 Ok(enc) => {
                     return Reply {

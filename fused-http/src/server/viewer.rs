@@ -22,6 +22,46 @@ use crate::error::ApiError;
 /// type, bytes).
 const ASSETS: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/viewer_assets.rs"));
 
+/// The attributes of the last vector tile each UDF made (name → fields and TileJSON types),
+/// so its TileJSON document can list them.
+#[derive(Debug, Default)]
+pub(crate) struct VectorFields(
+    std::sync::Mutex<std::collections::HashMap<String, Map<String, Value>>>,
+);
+
+/// UDFs whose fields are remembered at most (then the memory starts over).
+const MAX_REMEMBERED: usize = 10_000;
+
+impl VectorFields {
+    /// Remembers the fields of `udf`'s latest vector tile.
+    pub(crate) fn remember(&self, udf: &str, fields: Vec<(String, &'static str)>) {
+        let fields: Map<String, Value> = fields
+            .into_iter()
+            .map(|(k, t)| (k, Value::from(t)))
+            .collect();
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.get(udf) == Some(&fields) {
+            return;
+        }
+        if m.len() >= MAX_REMEMBERED {
+            m.clear();
+        }
+        m.insert(udf.to_owned(), fields);
+    }
+
+    fn get(&self, udf: &str) -> Map<String, Value> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(udf).cloned().unwrap_or_default()
+    }
+}
+
+impl AppState {
+    /// Remembers the attributes of a vector tile `udf` made.
+    pub(crate) fn remember_vector_fields(&self, udf: &str, fields: Vec<(String, &'static str)>) {
+        self.vector_fields.remember(udf, fields);
+    }
+}
+
 /// Zoom levels a TileJSON document offers.
 const MIN_ZOOM: u8 = 0;
 const MAX_ZOOM: u8 = 22;
@@ -180,7 +220,7 @@ fn entry(udf: &Udf, token: Option<String>) -> Value {
 }
 
 /// `GET /v1/realtime-shared/{token}/run/tiles.json`: a TileJSON 3.0 document for the shared
-/// UDF. The query's parameters go into the tile URLs; `format` picks vector tiles (`mvt`, the
+/// UDF; its layer's fields are those of the last vector tile the UDF made. The query's parameters go into the tile URLs; `format` picks vector tiles (`mvt`, the
 /// default) or images (`png`).
 pub(crate) async fn tilejson(
     State(state): State<Arc<AppState>>,
@@ -244,7 +284,8 @@ pub(crate) async fn tilejson(
             "description": udf.description().unwrap_or_default(),
             "minzoom": MIN_ZOOM,
             "maxzoom": MAX_ZOOM,
-            "fields": {},
+            // Known once the UDF has made a vector tile (running it here could take long).
+            "fields": state.vector_fields.get(udf.name()),
         }]);
     }
     Ok(Json(doc))

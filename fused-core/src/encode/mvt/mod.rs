@@ -99,6 +99,29 @@ pub fn supports(table: &Table) -> bool {
         .is_some_and(|g| projection(&g.crs).is_some())
 }
 
+/// The attributes a vector tile of `table` carries, with their TileJSON types (`Number`,
+/// `Boolean` or `String`; other types are written as text).
+pub fn field_types(table: &Table) -> Vec<(String, &'static str)> {
+    use arrow::datatypes::DataType;
+    let geom = table.geometry_index();
+    let mut seen = std::collections::HashSet::new();
+    table
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| Some(*i) != geom && seen.insert(f.name().clone()))
+        .map(|(_, f)| {
+            let t = match f.data_type() {
+                DataType::Boolean => "Boolean",
+                d if d.is_numeric() => "Number",
+                _ => "String",
+            };
+            (f.name().clone(), t)
+        })
+        .collect()
+}
+
 /// Encodes `table` as the one layer of vector tile `tile`. Rows without a geometry, and
 /// geometries outside the tile (or smaller than one grid cell), are left out; a tile with no
 /// feature left is empty (zero bytes, a valid tile). The geometry must be in lon/lat, Web
