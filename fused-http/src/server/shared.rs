@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use fused_core::encode::FormatPrefs;
-use fused_core::{Args, MaxAge, Tile};
+use fused_core::{Args, MaxAge, Tile, Udf};
 
 use super::AppState;
 use super::catalog::Target;
@@ -139,6 +139,35 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// What an enabled shared token runs: its grant and the UDF (404 for an unknown token or
+    /// a deleted UDF, 403 for a disabled token).
+    pub(crate) async fn shared_udf(&self, token: &str) -> Result<(Arc<Grant>, Arc<Udf>), ApiError> {
+        let grant = self.grant(token).await?.ok_or_else(|| {
+            ApiError::NotFound(
+                "no UDF is shared under this token (it may have been revoked)".into(),
+            )
+        })?;
+        if !grant.enabled {
+            return Err(ApiError::Forbidden("this shared token is disabled".into()));
+        }
+        let udf = match &grant.target {
+            // By name: the registry may have replaced the UDF since the grant was cached.
+            Some(Target::Native(udf)) => self
+                .registry
+                .get(udf.name())
+                .ok_or_else(|| ApiError::NotFound(format!("the UDF {:?} is gone", udf.name())))?,
+            Some(t @ Target::Code(_)) => self.runnable(t).await?,
+            None => {
+                return Err(ApiError::NotFound(
+                    "the UDF of this token was deleted".into(),
+                ));
+            }
+        };
+        Ok((grant, udf))
+    }
+}
+
 async fn run_shared(
     state: Arc<AppState>,
     token: String,
@@ -146,25 +175,7 @@ async fn run_shared(
     query: Option<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let grant = state.grant(&token).await?.ok_or_else(|| {
-        ApiError::NotFound("no UDF is shared under this token (it may have been revoked)".into())
-    })?;
-    if !grant.enabled {
-        return Err(ApiError::Forbidden("this shared token is disabled".into()));
-    }
-    let udf = match &grant.target {
-        // By name: the registry may have replaced the UDF since the grant was cached.
-        Some(Target::Native(udf)) => state
-            .registry
-            .get(udf.name())
-            .ok_or_else(|| ApiError::NotFound(format!("the UDF {:?} is gone", udf.name())))?,
-        Some(t @ Target::Code(_)) => state.runnable(t).await?,
-        None => {
-            return Err(ApiError::NotFound(
-                "the UDF of this token was deleted".into(),
-            ));
-        }
-    };
+    let (grant, udf) = state.shared_udf(&token).await?;
     let default_max_age = if grant.cache {
         udf.meta()
             .cache_max_age

@@ -14,7 +14,6 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::auth::Caller;
-use super::catalog::Target;
 use super::files::Origin;
 use crate::error::ApiError;
 
@@ -220,28 +219,16 @@ fn entry(udf: &Udf, token: Option<String>) -> Value {
 }
 
 /// `GET /v1/realtime-shared/{token}/run/tiles.json`: a TileJSON 3.0 document for the shared
-/// UDF; its layer's fields are those of the last vector tile the UDF made. The query's parameters go into the tile URLs; `format` picks vector tiles (`mvt`, the
-/// default) or images (`png`).
+/// UDF. The query's parameters go into the tile URLs; `format` picks vector tiles (`mvt`, the
+/// default) or images (`png`); the layer's fields are those of the last vector tile the UDF
+/// made.
 pub(crate) async fn tilejson(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
     RawQuery(query): RawQuery,
     Origin(origin): Origin,
 ) -> Result<Json<Value>, ApiError> {
-    let grant = state.grant(&token).await?.ok_or_else(|| {
-        ApiError::NotFound("no UDF is shared under this token (it may have been revoked)".into())
-    })?;
-    if !grant.enabled {
-        return Err(ApiError::Forbidden("this shared token is disabled".into()));
-    }
-    let udf = match &grant.target {
-        Some(t @ Target::Native(_)) | Some(t @ Target::Code(_)) => state.runnable(t).await?,
-        None => {
-            return Err(ApiError::NotFound(
-                "the UDF of this token was deleted".into(),
-            ));
-        }
-    };
+    let (_, udf) = state.shared_udf(&token).await?;
     let mut format = "mvt".to_owned();
     let mut params = form_urlencoded::Serializer::new(String::new());
     for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
