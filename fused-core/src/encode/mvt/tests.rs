@@ -487,3 +487,71 @@ fn repeated_column_names_give_one_key_and_infinities_no_vertex() {
             .is_empty()
     );
 }
+
+mod invariants {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn coord() -> impl Strategy<Value = (f64, f64)> {
+        (-180.0f64..180.0, -85.0f64..85.0)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Whatever the shapes and the tile: every vertex lies in the buffered tile, lines keep
+        /// two distinct points or more, and polygon rings (one exterior each here) three or
+        /// more with a positive area.
+        #[test]
+        fn output_stays_in_the_buffered_tile_and_well_formed(
+            ring in prop::collection::vec(coord(), 3..40),
+            line in prop::collection::vec(coord(), 2..40),
+            point in coord(),
+            z in 0u8..12,
+            fx in 0.0f64..1.0,
+            fy in 0.0f64..1.0,
+        ) {
+            let n = 1u64 << z;
+            let tile = Tile::new(
+                ((fx * n as f64) as u64).min(n - 1),
+                ((fy * n as f64) as u64).min(n - 1),
+                u64::from(z),
+            ).unwrap();
+            let mut closed = ring.clone();
+            closed.push(ring[0]);
+            let poly = geo_types::Polygon::new(geo_types::LineString::from(closed), vec![]);
+            let t = table(
+                vec![
+                    Some(poly.into()),
+                    Some(geo_types::LineString::from(line).into()),
+                    Some(geo_types::Point::new(point.0, point.1).into()),
+                ],
+                Crs::WGS84,
+            );
+            let out = encode_mvt(&t, tile, &MvtOptions::new("p")).unwrap();
+            if out.is_empty() {
+                return Ok(());
+            }
+            let (_, _, feats) = decode(&out);
+            for f in &feats {
+                for part in &f.parts {
+                    for p in part {
+                        prop_assert!((-64..=4160).contains(&p[0]) && (-64..=4160).contains(&p[1]), "{p:?}");
+                    }
+                    match f.kind {
+                        2 => {
+                            prop_assert!(part.len() >= 2);
+                            prop_assert!(part.windows(2).all(|w| w[0] != w[1]), "{part:?}");
+                        }
+                        3 => {
+                            prop_assert!(part.len() >= 3, "{part:?}");
+                            prop_assert!(area(part) > 0, "{part:?}");
+                        }
+                        _ => prop_assert_eq!(part.len(), 1),
+                    }
+                }
+            }
+        }
+    }
+}
