@@ -141,6 +141,13 @@ with sync_playwright() as p:
             timeout=30_000,
         )
 
+        # A file UDF returning a GeoDataFrame: its rows previewed and its points on the map.
+        page.evaluate("window.fusedViewer.selectUdf('points_gdf')")
+        ready(page)
+        assert rendered(page, "udf-circle") == 5
+        preview = page.inner_text("#table-preview")
+        assert "5" in preview and "id" in preview, preview
+
         # A failing UDF: its error is shown, and the page stays usable.
         page.evaluate("window.fusedViewer.selectUdf('raises')")
         ready(page)
