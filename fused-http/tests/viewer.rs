@@ -197,7 +197,8 @@ async fn tables_without_geometry_are_not_vector_tiles() {
     );
 }
 
-/// `dots`: one point at the centre of the tile it is called for, with its zoom.
+/// `dots`: one point at the centre of the tile it is called for, with its zoom; with
+/// `empty`, no rows (and no attribute column).
 fn dots() -> fused_core::Udf {
     use std::sync::Arc;
 
@@ -210,20 +211,31 @@ fn dots() -> fused_core::Udf {
     #[serde(default)]
     struct P {
         bounds: Option<Bounds>,
+        empty: bool,
     }
     fused_core::Udf::native("dots", |_ctx: RunContext, p: P| async move {
         let b = p.bounds.ok_or_else(|| UdfError::value("a tile UDF"))?;
         let mut wkb = vec![1u8, 1, 0, 0, 0];
         wkb.extend(((b.west + b.east) / 2.0).to_le_bytes());
         wkb.extend(((b.south + b.north) / 2.0).to_le_bytes());
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("z", DataType::Int64, false),
-            Field::new("geometry", DataType::Binary, false),
-        ]));
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(vec![7])),
-            Arc::new(BinaryArray::from(vec![wkb.as_slice()])),
-        ];
+        let (schema, cols): (Schema, Vec<ArrayRef>) = if p.empty {
+            (
+                Schema::new(vec![Field::new("geometry", DataType::Binary, false)]),
+                vec![Arc::new(BinaryArray::from(Vec::<&[u8]>::new()))],
+            )
+        } else {
+            (
+                Schema::new(vec![
+                    Field::new("z", DataType::Int64, false),
+                    Field::new("geometry", DataType::Binary, false),
+                ]),
+                vec![
+                    Arc::new(Int64Array::from(vec![7])),
+                    Arc::new(BinaryArray::from(vec![wkb.as_slice()])),
+                ],
+            )
+        };
+        let schema = Arc::new(schema);
         let batch =
             RecordBatch::try_new(schema, cols).map_err(|e| UdfError::value(e.to_string()))?;
         let t = Table::from_batch(batch)
@@ -286,4 +298,21 @@ async fn a_tile_udf_s_table_is_a_vector_tile_whose_layer_tilejson_names() {
         .await;
     assert_eq!(again.body, r.body);
     assert_eq!(again.header("x-cache"), Some("hit"));
+
+    // An empty tile (0 bytes) does not make the fields forgotten.
+    let empty = s
+        .get(&format!(
+            "/v1/realtime-shared/{t}/run/tiles/5/17/11?format=mvt&empty=true"
+        ))
+        .await;
+    assert_eq!((empty.status, empty.body.len()), (200, 0));
+    let fields = |doc: serde_json::Value| doc["vector_layers"][0]["fields"].clone();
+    let tilejson = format!("/v1/realtime-shared/{t}/run/tiles.json");
+    assert_eq!(
+        fields(s.get(&tilejson).await.json()),
+        serde_json::json!({"z": "Number"})
+    );
+    // A new version of the UDF (another identity) has not made a tile yet.
+    s.state.registry.register(dots().with_version("2")).unwrap();
+    assert_eq!(fields(s.get(&tilejson).await.json()), serde_json::json!({}));
 }

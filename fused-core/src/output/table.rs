@@ -152,6 +152,29 @@ impl Table {
         out
     }
 
+    /// Bytes of WKB in the geometry column (0 without one), from the arrays' offsets.
+    pub fn geometry_bytes(&self) -> usize {
+        let Some(idx) = self.geometry_index() else {
+            return 0;
+        };
+        let span = |first: usize, last: usize| last.saturating_sub(first);
+        self.batches
+            .iter()
+            .map(|b| {
+                let col = b.column(idx);
+                if let Some(a) = col.as_any().downcast_ref::<BinaryArray>() {
+                    let o = a.value_offsets();
+                    span(o[0] as usize, o[o.len() - 1] as usize)
+                } else if let Some(a) = col.as_any().downcast_ref::<LargeBinaryArray>() {
+                    let o = a.value_offsets();
+                    span(o[0] as usize, o[o.len() - 1] as usize)
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+
     /// All batches concatenated into one.
     pub fn concat(&self) -> Result<RecordBatch> {
         Ok(arrow::compute::concat_batches(&self.schema, &self.batches)?)

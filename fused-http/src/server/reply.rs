@@ -94,10 +94,10 @@ impl From<ApiError> for Reply {
 /// only 200s are stored.
 pub(crate) async fn compute_reply(state: &AppState, call: UdfCall, formats: &FormatPrefs) -> Reply {
     let tile = call.tile;
-    let layer = match &call.udf {
-        UdfRef::Native(u) => u.name().to_owned(),
-        UdfRef::Name(n) => n.clone(),
-        _ => "udf".to_owned(),
+    let (layer, identity) = match &call.udf {
+        UdfRef::Native(u) => (u.name().to_owned(), Some(u.identity().to_owned())),
+        UdfRef::Name(n) => (n.clone(), None),
+        _ => ("udf".to_owned(), None),
     };
     let result = match state.executor.execute(call).await {
         Ok(r) => r,
@@ -110,11 +110,20 @@ pub(crate) async fn compute_reply(state: &AppState, call: UdfCall, formats: &For
                 Ok(f) => f,
                 Err(e) => return ApiError::from(e).into(),
             };
-            if let (encode::Format::Mvt, fused_core::Output::Table(t)) = (format, &output) {
-                state.remember_vector_fields(&layer, encode::mvt::field_types(t));
-            }
+            let fields = match (format, &output) {
+                (encode::Format::Mvt, fused_core::Output::Table(t)) => {
+                    Some(encode::mvt::field_types(t))
+                }
+                _ => None,
+            };
             match encode_output(output, format, tile, layer).await {
                 Ok(enc) => {
+                    // The fields of a tile that has features (an empty one has no layer).
+                    if let (Some(fields), Some(id)) = (fields, &identity)
+                        && !enc.body.is_empty()
+                    {
+                        state.remember_vector_fields(id, fields);
+                    }
                     return Reply {
                         status: StatusCode::OK,
                         content_type: Bytes::from(enc.content_type),
@@ -153,14 +162,7 @@ async fn encode_output(
 ) -> fused_core::Result<encode::Encoded> {
     let size = match &output {
         // Rows, or geometry bytes: one feature may be a million vertices.
-        fused_core::Output::Table(t) => t.num_rows().max(
-            t.wkb_rows()
-                .iter()
-                .flatten()
-                .map(|w| w.len())
-                .sum::<usize>()
-                / 64,
-        ),
+        fused_core::Output::Table(t) => t.num_rows().max(t.geometry_bytes() / 64),
         fused_core::Output::Raster(r) => r.data().len() / 256,
         _ => 0,
     };

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::auth::Caller;
+use super::catalog::DEFAULT_COLLECTION;
 use super::files::Origin;
 use crate::error::ApiError;
 
@@ -21,8 +22,8 @@ use crate::error::ApiError;
 /// type, bytes).
 const ASSETS: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/viewer_assets.rs"));
 
-/// The attributes of the last vector tile each UDF made (name → fields and TileJSON types),
-/// so its TileJSON document can list them.
+/// The attributes of the last vector tile with features each UDF made (by the UDF's identity:
+/// names repeat across users and versions), so its TileJSON document can list them.
 #[derive(Debug, Default)]
 pub(crate) struct VectorFields(
     std::sync::Mutex<std::collections::HashMap<String, Map<String, Value>>>,
@@ -32,7 +33,7 @@ pub(crate) struct VectorFields(
 const MAX_REMEMBERED: usize = 10_000;
 
 impl VectorFields {
-    /// Remembers the fields of `udf`'s latest vector tile.
+    /// Remembers the fields of the latest vector tile of the UDF whose identity is `udf`.
     pub(crate) fn remember(&self, udf: &str, fields: Vec<(String, &'static str)>) {
         let fields: Map<String, Value> = fields
             .into_iter()
@@ -55,7 +56,7 @@ impl VectorFields {
 }
 
 impl AppState {
-    /// Remembers the attributes of a vector tile `udf` made.
+    /// Remembers the attributes of a vector tile made by the UDF whose identity is `udf`.
     pub(crate) fn remember_vector_fields(&self, udf: &str, fields: Vec<(String, &'static str)>) {
         self.vector_fields.remember(udf, fields);
     }
@@ -84,7 +85,7 @@ fn static_response(content_type: &'static str, body: &'static [u8]) -> Response 
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+            "default-src 'self'; script-src 'self'; style-src 'self'; form-action 'none'; \
              img-src 'self' data: blob: http: https:; connect-src 'self' http: https:; \
              worker-src 'self' blob:; child-src blob:; object-src 'none'; base-uri 'none'; \
              frame-ancestors 'none'",
@@ -137,15 +138,21 @@ pub(crate) async fn catalog(
         } else {
             ids.first().cloned()
         };
-        // A saved UDF named like one of the server's is reachable by token, not listed twice.
-        if !names.insert(e.slug.clone()) {
+        // Listed by name; a saved UDF outside the default collection, or named like one of
+        // the server's own, as `collection/name`.
+        let name = if e.collection == DEFAULT_COLLECTION && !names.contains(&e.slug) {
+            e.slug.clone()
+        } else {
+            format!("{}/{}", e.collection, e.slug)
+        };
+        if !names.insert(name.clone()) {
             continue;
         }
         let udf = match state.runnable(&state.target(&e.meta)).await {
             Ok(udf) => udf,
             Err(err) => {
                 udfs.push(json!({
-                    "name": e.slug,
+                    "name": name,
                     "description": e.meta.metadata_str("fused:description"),
                     "kind": "file",
                     "code": true,
@@ -158,7 +165,7 @@ pub(crate) async fn catalog(
             }
         };
         let mut v = entry(&udf, token);
-        v["name"] = e.slug.clone().into();
+        v["name"] = name.into();
         v["layer"] = udf.name().into();
         udfs.push(v);
     }
@@ -272,7 +279,7 @@ pub(crate) async fn tilejson(
             "minzoom": MIN_ZOOM,
             "maxzoom": MAX_ZOOM,
             // Known once the UDF has made a vector tile (running it here could take long).
-            "fields": state.vector_fields.get(udf.name()),
+            "fields": state.vector_fields.get(udf.identity()),
         }]);
     }
     Ok(Json(doc))

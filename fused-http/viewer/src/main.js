@@ -14,6 +14,7 @@ import { $, el, setBodyState, storageGet, storageSet, storageRemove, errorText }
 import { emptyRun, request, detailOf, tileErrorMessage, mvtLayerNames, tileUrl, tileTemplate, fileUrl } from './api.js';
 import {
   initMap, whenMapReady, clearMapOutput, setTileSource, waitForIdle, setBasemap, centreTile,
+  cornerTiles,
 } from './map.js';
 import { buildForm, collectParams, setFieldValue, markTouched } from './form.js';
 import { clearOutput, showFileOutput } from './output.js';
@@ -106,19 +107,29 @@ function showGlobalError(message) {
 async function renderTile(seq, udf, qs, fromMove) {
   const run = await request(tileUrl(udf, centreTile(udf), 'mvt,png', qs));
   if (seq !== renderSeq) return;
-  const ct = run.contentType;
-  // An empty tile (nothing there, or a UDF that returned None) says nothing of the kind: the
-  // server labels it with the first format asked for.
-  const empty = !run.body || run.body.byteLength === 0;
-  if (!empty && (ct.includes('vector-tile') || ct.includes('protobuf'))) run.kind = 'vector';
-  else if (!empty && ct.startsWith('image/')) run.kind = 'raster';
+  probeKind(run);
+  // An empty centre tile says nothing of the kind (vector or image): until a tile has, look
+  // under the view's corners too.
+  if (run.ok && !run.kind && !state.tileKind) {
+    for (const t of cornerTiles(udf)) {
+      const other = await request(tileUrl(udf, t, 'mvt,png', qs));
+      if (seq !== renderSeq) return;
+      if (probeKind(other)) {
+        run.kind = other.kind;
+        run.body = other.body;
+        break;
+      }
+    }
+  }
   recordRun(run);
   if (!run.ok) {
     if (!fromMove) clearMapOutput(); // stale tiles of other parameters would mislead
     return;
   }
+  // Still unknown (nothing anywhere in view): draw as vector tiles for now, and decide when a
+  // probe finds something.
   const kind = run.kind || state.tileKind || 'vector';
-  state.tileKind = kind;
+  if (run.kind) state.tileKind = run.kind;
   if (kind === 'vector') {
     const names = mvtLayerNames(run.body);
     const wanted = typeof udf.layer === 'string' && udf.layer ? udf.layer : udf.name;
@@ -130,6 +141,18 @@ async function renderTile(seq, udf, qs, fromMove) {
   if (seq !== renderSeq) return;
   setTileSource(udf, kind, tileTemplate(udf, kind, qs), state.sourceLayer);
   await waitForIdle(); // new source or new view: wait for its tiles
+}
+
+/** Sets `run.kind` from a successful, non-empty tile's content type; true when it did. An empty
+ * tile (nothing there, or a UDF that returned None) is labelled with the first format asked for,
+ * so it tells nothing. */
+function probeKind(run) {
+  const ct = run.contentType || '';
+  const empty = !run.body || run.body.byteLength === 0;
+  if (!run.ok || empty) return false;
+  if (ct.includes('vector-tile') || ct.includes('protobuf')) run.kind = 'vector';
+  else if (ct.startsWith('image/')) run.kind = 'raster';
+  return !!run.kind;
 }
 
 /** Runs a file UDF and shows its output. */

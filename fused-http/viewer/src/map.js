@@ -272,11 +272,28 @@ function tileAt(lng, lat, z) {
   return { z, x: clamp(x, 0, n - 1), y: clamp(y, 0, n - 1) };
 }
 
-/** The tile under the map centre at the current zoom, clamped to the UDF's zoom range. */
-export function centreTile(udf) {
-  const c = map ? map.getCenter() : { lng: 0, lat: 20 };
+/** The current zoom as a tile zoom, clamped to the UDF's zoom range. */
+function tileZoom(udf) {
   const zoom = map ? map.getZoom() : 2;
   const lo = isNum(udf.minzoom) ? Math.max(0, Math.floor(udf.minzoom)) : 0;
   const hi = isNum(udf.maxzoom) ? Math.max(lo, Math.floor(udf.maxzoom)) : 30;
-  return tileAt(c.lng, c.lat, clamp(Math.floor(zoom), lo, hi));
+  return clamp(Math.floor(zoom), lo, hi);
+}
+
+/** The tile under the map centre at the current zoom, clamped to the UDF's zoom range. */
+export function centreTile(udf) {
+  const c = map ? map.getCenter() : { lng: 0, lat: 20 };
+  return tileAt(c.lng, c.lat, tileZoom(udf));
+}
+
+/** The tiles under the view's four corners (other places to look when the centre is empty). */
+export function cornerTiles(udf) {
+  if (!map) return [];
+  const b = map.getBounds();
+  const z = tileZoom(udf);
+  const seen = new Set();
+  return [[b.getWest(), b.getNorth()], [b.getEast(), b.getNorth()],
+    [b.getWest(), b.getSouth()], [b.getEast(), b.getSouth()]]
+    .map(([lng, lat]) => tileAt(lng, lat, z))
+    .filter((t) => { const k = t.x + '/' + t.y; return !seen.has(k) && seen.add(k); });
 }

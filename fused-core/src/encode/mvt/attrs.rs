@@ -90,6 +90,25 @@ impl AttributeTables {
     }
 }
 
+/// The TileJSON type of a column's values as vector tiles carry them: `Number` and `Boolean`
+/// for the types written natively, `String` for text and everything written as text.
+pub(super) fn tile_type(t: &DataType) -> &'static str {
+    match t {
+        DataType::Boolean => "Boolean",
+        DataType::Float32
+        | DataType::Float64
+        | DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => "Number",
+        _ => "String",
+    }
+}
+
 /// Reads one column's values for the tags of each row.
 pub(super) struct Column<'a> {
     key: Option<u32>,
@@ -107,21 +126,8 @@ impl<'a> Column<'a> {
     ) -> Result<Self> {
         let native = matches!(
             array.data_type(),
-            DataType::Utf8
-                | DataType::LargeUtf8
-                | DataType::Utf8View
-                | DataType::Boolean
-                | DataType::Float32
-                | DataType::Float64
-                | DataType::Int8
-                | DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::UInt8
-                | DataType::UInt16
-                | DataType::UInt32
-                | DataType::UInt64
-        );
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) || tile_type(array.data_type()) != "String";
         let text = if native {
             None
         } else {

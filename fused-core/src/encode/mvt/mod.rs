@@ -102,7 +102,6 @@ pub fn supports(table: &Table) -> bool {
 /// The attributes a vector tile of `table` carries, with their TileJSON types (`Number`,
 /// `Boolean` or `String`; other types are written as text).
 pub fn field_types(table: &Table) -> Vec<(String, &'static str)> {
-    use arrow::datatypes::DataType;
     let geom = table.geometry_index();
     let mut seen = std::collections::HashSet::new();
     table
@@ -111,14 +110,7 @@ pub fn field_types(table: &Table) -> Vec<(String, &'static str)> {
         .iter()
         .enumerate()
         .filter(|(i, f)| Some(*i) != geom && seen.insert(f.name().clone()))
-        .map(|(_, f)| {
-            let t = match f.data_type() {
-                DataType::Boolean => "Boolean",
-                d if d.is_numeric() => "Number",
-                _ => "String",
-            };
-            (f.name().clone(), t)
-        })
+        .map(|(_, f)| (f.name().clone(), attrs::tile_type(f.data_type())))
         .collect()
 }
 
@@ -159,8 +151,7 @@ pub fn encode_mvt(table: &Table, tile: Tile, options: &MvtOptions) -> Result<Vec
         options.buffer.min(options.extent),
         options.tolerance,
     );
-    let wkb = table.wkb_rows();
-    let geometry_bytes: usize = wkb.iter().flatten().map(|w| w.len()).sum();
+    let geometry_bytes = table.geometry_bytes();
     if geometry_bytes > options.max_geometry_bytes {
         return Err(Error::Encode(format!(
             "the UDF returned {} MiB of geometries for tile {tile}, more than the {} MiB a \
@@ -179,6 +170,7 @@ pub fn encode_mvt(table: &Table, tile: Tile, options: &MvtOptions) -> Result<Vec
     let mut tags: Vec<u32> = Vec::new();
     let mut feature: Vec<u8> = Vec::new();
     let schema = table.schema();
+    let wkb = table.wkb_rows();
     // Attribute columns: all but the geometry; a name given twice is kept once (a feature
     // may not repeat a key).
     let mut seen = std::collections::HashSet::new();

@@ -313,6 +313,47 @@ fn web_mercator_input_matches_lon_lat_input() {
 }
 
 #[test]
+fn field_types_say_how_the_tile_carries_each_column() {
+    use arrow::array::Decimal128Array;
+    let dec = Decimal128Array::from(vec![12_345i128])
+        .with_precision_and_scale(10, 2)
+        .unwrap();
+    let t = table(
+        vec![Some(geo_types::Point::new(0.0, 0.0).into())],
+        Crs::WGS84,
+    );
+    let mut fields: Vec<arrow::datatypes::FieldRef> = t.schema().fields().iter().cloned().collect();
+    let mut cols: Vec<ArrayRef> = t.batches()[0].columns().to_vec();
+    fields.push(Arc::new(Field::new(
+        "price",
+        DataType::Decimal128(10, 2),
+        false,
+    )));
+    cols.push(Arc::new(dec));
+    let t = Table::from_batch(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap())
+        .with_geometry("geometry", Crs::WGS84)
+        .unwrap();
+    assert_eq!(
+        field_types(&t),
+        vec![
+            ("id".to_owned(), "Number"),
+            ("name".to_owned(), "String"),
+            ("value".to_owned(), "Number"),
+            ("even".to_owned(), "Boolean"),
+            ("price".to_owned(), "String"),
+        ]
+    );
+    // And the decimal is written as text, as its type says.
+    let (_, _, f) =
+        decode(&encode_mvt(&t, Tile::new(0, 0, 0).unwrap(), &MvtOptions::new("d")).unwrap());
+    assert!(
+        f[0].tags.contains(&("price".into(), "str:123.45".into())),
+        "{:?}",
+        f[0].tags
+    );
+}
+
+#[test]
 fn empty_tiles_and_refusals() {
     let opts = MvtOptions::new("x");
     let far = table(
