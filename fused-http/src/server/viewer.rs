@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fused_core::Udf;
 use fused_core::tile::MAX_LATITUDE;
+use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
@@ -61,6 +62,9 @@ impl AppState {
         self.vector_fields.remember(udf, fields);
     }
 }
+
+/// Longest the catalog waits for one UDF definition to load.
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Zoom levels a TileJSON document offers.
 const MIN_ZOOM: u8 = 0;
@@ -128,7 +132,9 @@ pub(crate) async fn catalog(
             tokens.entry(t.udf_id).or_default().push(t.token);
         }
     }
-    let mut udfs = Vec::new();
+    // Names and tokens first; then the definitions, loaded a few at a time (a code UDF is
+    // compiled by the Python runtime once, then kept), each within a time limit.
+    let mut listed = Vec::new();
     let mut names = std::collections::HashSet::new();
     for e in state.entries(Some(&state.owner), false).await? {
         let ids = tokens.get(&e.id).map(Vec::as_slice).unwrap_or_default();
@@ -145,29 +151,47 @@ pub(crate) async fn catalog(
         } else {
             format!("{}/{}", e.collection, e.slug)
         };
-        if !names.insert(name.clone()) {
-            continue;
+        if names.insert(name.clone()) {
+            listed.push((name, e, token));
         }
-        let udf = match state.runnable(&state.target(&e.meta)).await {
-            Ok(udf) => udf,
-            Err(err) => {
-                udfs.push(json!({
-                    "name": name,
-                    "description": e.meta.metadata_str("fused:description"),
-                    "kind": "file",
-                    "code": true,
-                    "token": token,
-                    "layer": e.slug,
-                    "params": [],
-                    "error": error_detail(err),
-                }));
-                continue;
+    }
+    let pending: Vec<_> = listed
+        .iter()
+        .map(|(_, e, _)| {
+            let target = state.target(&e.meta);
+            let state = Arc::clone(&state);
+            async move {
+                match tokio::time::timeout(LOAD_TIMEOUT, state.runnable(&target)).await {
+                    Ok(r) => r.map_err(error_detail),
+                    Err(_) => Err(format!(
+                        "loading it took longer than {} s",
+                        LOAD_TIMEOUT.as_secs()
+                    )),
+                }
             }
-        };
-        let mut v = entry(&udf, token);
-        v["name"] = name.into();
-        v["layer"] = udf.name().into();
-        udfs.push(v);
+        })
+        .collect();
+    let loads: Vec<_> = futures::stream::iter(pending).buffered(4).collect().await;
+    let mut udfs = Vec::with_capacity(listed.len());
+    for ((name, e, token), loaded) in listed.into_iter().zip(loads) {
+        match loaded {
+            Ok(udf) => {
+                let mut v = entry(&udf, token);
+                v["name"] = name.into();
+                v["layer"] = udf.name().into();
+                udfs.push(v);
+            }
+            Err(error) => udfs.push(json!({
+                "name": name,
+                "description": e.meta.metadata_str("fused:description"),
+                "kind": "file",
+                "code": true,
+                "token": token,
+                "layer": e.slug,
+                "params": [],
+                "error": error,
+            })),
+        }
     }
     Ok(Json(json!({
         "udfs": udfs,
