@@ -281,35 +281,23 @@ impl Target {
     /// A staging folder: beside a local output (same file system, so publishing is a
     /// rename), in `temp` (or the system's temporary folder) otherwise.
     pub(crate) fn staging(&self, temp: Option<&Path>) -> Result<tempfile::TempDir> {
-        let (base, prefix) = match self {
-            Target::Local { dir, .. } => {
-                let parent = dir
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
-                let name = dir
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "table".into());
-                (parent.to_path_buf(), format!(".{name}.staging-"))
+        match self {
+            Target::Local { dir, .. } => stage_beside(dir),
+            Target::Remote { .. } => {
+                let base = temp
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(std::env::temp_dir);
+                tempfile::Builder::new()
+                    .prefix("fused-ingest-out-")
+                    .tempdir_in(&base)
+                    .map_err(|e| {
+                        Error::io(
+                            format!("creating a staging folder in {}", base.display()),
+                            e,
+                        )
+                    })
             }
-            Target::Remote { .. } => (
-                temp.map(Path::to_path_buf)
-                    .unwrap_or_else(std::env::temp_dir),
-                "fused-ingest-out-".to_owned(),
-            ),
-        };
-        tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir_in(&base)
-            .map_err(|e| {
-                Error::io(
-                    format!("creating a staging folder in {}", base.display()),
-                    e,
-                )
-            })
+        }
     }
 
     /// Makes the staged table the output's, then copies its `_sample` to the metadata table
